@@ -1,0 +1,119 @@
+"""The composition root: the only place that builds engines, adapters and processors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from syncd.domain import ConfigError
+from syncd.intake.ledger import Ledger
+from syncd.intake.store import FileStore
+from syncd.intake.watcher import IntakeOptions
+from syncd.pipeline.routes import Route, Router
+from syncd.pipeline.runner import RUNNER_OPTIONS, Runner, csv_options
+from syncd.platform.sqlstore import SqlPlatform, create_schema
+from syncd.processors.base import ProcessorSpec, RunContext
+from syncd.processors.registry import REGISTRY
+from syncd.settings import Settings
+from syncd.sqlutil import make_engine
+
+
+def utc_now() -> datetime:
+    """The real clock (tests pass their own)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """Everything a command needs, built once."""
+
+    settings: Settings
+    store: FileStore
+    ledger: Ledger
+    platform: SqlPlatform
+    runner: Runner
+    router: Router
+    clock: Callable[[], datetime] = utc_now
+    engines: list[Engine] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release database connections."""
+        for engine in self.engines:
+            engine.dispose()
+
+
+def build_router(settings: Settings, registry: Mapping[str, ProcessorSpec] = REGISTRY) -> Router:
+    """The router for ``settings``; ConfigError names a bad route or option."""
+    validate_processors(settings, registry)
+    routes = [Route(r.glob, r.processor, dict(r.options)) for r in settings.routes]
+    return Router(
+        routes, registry, use_defaults=settings.default_routes,
+        csv_options=csv_options(settings, {}),
+    )
+
+
+def validate_processors(settings: Settings, registry: Mapping[str, ProcessorSpec]) -> None:
+    """Build every configured processor once so a bad option fails at start, not at 3 am."""
+    ctx = RunContext(timezone=settings.tz, now=utc_now, password_cost=settings.passwords.cost)
+    for name, options in settings.processors.items():
+        if name not in registry:
+            raise ConfigError(f"processors.{name}: unknown processor (known: {', '.join(sorted(registry))})")
+        _check_options(f"processors.{name}", registry[name], options, ctx)
+    for i, route in enumerate(settings.routes):
+        spec = registry.get(route.processor)
+        if spec is None:
+            raise ConfigError(
+                f"route[{i}].processor: unknown processor '{route.processor}' "
+                f"(known: {', '.join(sorted(registry))})"
+            )
+        merged = {**settings.processors.get(route.processor, {}), **route.options}
+        _check_options(f"route[{i}]", spec, merged, ctx)
+        csv_options(settings, route.options)  # encoding/delimiter must be valid too
+
+
+def _check_options(where: str, spec: ProcessorSpec, options: Mapping[str, object], ctx: RunContext) -> None:
+    allowed = spec.options | RUNNER_OPTIONS
+    for key in options:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            raise ConfigError(f"{where}.{key}: unknown option for {spec.name} (allowed: {known})")
+    try:
+        spec.factory({k: v for k, v in options.items() if k not in RUNNER_OPTIONS}, ctx)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def intake_options(settings: Settings) -> IntakeOptions:
+    """The watcher's options from the settings."""
+    i = settings.intake
+    return IntakeOptions(
+        mode=i.mode, settle=i.settle, scan_settle=i.scan_settle,
+        rescan_interval=i.rescan_interval, poll_interval=i.poll_interval,
+        ignore_suffixes=i.ignore_suffixes, done_marker=i.done_marker,
+        done_suffix=i.done_suffix, reserved=FileStore.RESERVED,
+    )
+
+
+def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> App:
+    """Create the data layout, open the databases and wire the pipeline."""
+    router = build_router(settings)
+    store = FileStore(settings.data_dir)
+    store.ensure_layout()
+    ledger_engine = make_engine(settings.database_url)
+    engines = [ledger_engine]
+    platform_engine = ledger_engine
+    if settings.platform_url != settings.database_url:
+        platform_engine = make_engine(settings.platform_url)
+        engines.append(platform_engine)
+    ledger = Ledger(ledger_engine, clock)
+    ledger.create_schema()
+    create_schema(platform_engine)
+    platform = SqlPlatform(platform_engine)
+    runner = Runner(
+        ledger=ledger, platform=platform, store=store, registry=REGISTRY,
+        settings=settings, clock=clock,
+    )
+    return App(settings, store, ledger, platform, runner, router, clock, engines)

@@ -1,0 +1,537 @@
+"""Decides when a file in the drop folder is complete, and hands each complete file over.
+
+Events (watchdog: inotify, or polling for NFS/CIFS) and scans only *nominate* files; the
+intake thread's :meth:`Watcher.tick` decides from ``lstat`` alone. A file closed after
+writing or renamed into place is complete once its size and mtime stayed unchanged for
+``settle`` seconds. A file known only from created/modified events or a scan may still be
+open by a pausing writer: it also needs no write for ``scan_settle`` seconds (by its
+mtime's age or, should the clocks disagree, by how long we saw it unchanged). Polling
+mode has no close events, so every file there is judged the second way. In done-marker
+mode ``x.csv`` is complete once ``x.csv.done`` exists and ``x.csv`` is stable.
+
+Each file is handed over at least once: the receiver moves it out of sync/, or raises and
+it is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import structlog
+from structlog.contextvars import bind_contextvars, bound_contextvars
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from syncd.domain import ConfigError
+
+_CLOSED, _DIRTY = "closed", "dirty"  # candidate kinds (see the module docstring)
+_SCANNED = "scanned"  # a nomination that never changes a known candidate
+_GONE = "gone"
+_TICK = 0.2
+_MAX_BACKOFF = 60.0
+_KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
+
+
+def _log() -> Any:
+    return structlog.get_logger(__name__)
+
+
+def _backoff(failures: int) -> float:
+    return min(_MAX_BACKOFF, 2.0 ** (failures - 1))
+
+
+def _kind_of(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOptions:
+    """How the drop folder is watched and when a file counts as complete."""
+
+    mode: str = "inotify"  # or "polling" (NFS/CIFS)
+    settle: float = 1.0
+    scan_settle: float = 10.0
+    rescan_interval: float = 30.0
+    poll_interval: float = 2.0
+    ignore_suffixes: tuple[str, ...] = (
+        ".filepart", ".part", ".partial", ".tmp", ".swp", ".crdownload",
+    )
+    done_marker: bool = False
+    done_suffix: str = ".done"
+    reserved: tuple[str, ...] = ()  # top-level sub-folders of sync/ to ignore
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("inotify", "polling"):
+            raise ConfigError(f"intake mode must be 'inotify' or 'polling', not {self.mode!r}")
+        for name in ("settle", "scan_settle", "rescan_interval", "poll_interval"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"intake {name} must be >= 0, not {getattr(self, name)!r}")
+        if self.done_marker and not self.done_suffix.startswith("."):
+            raise ConfigError(f"intake done_suffix must start with '.', not {self.done_suffix!r}")
+
+
+def ignore_reason(rel: PurePosixPath, options: IntakeOptions) -> str | None:
+    """Why the path ``rel`` (relative to sync/) is ignored, or None if it is not."""
+    if any(part.startswith((".", "_")) for part in rel.parts):
+        return "hidden"
+    name = rel.name.lower()
+    if any(name.endswith(suffix.lower()) for suffix in options.ignore_suffixes):
+        return "partial upload"
+    if rel.parts and rel.parts[0] in options.reserved:
+        return "reserved folder"
+    if _marker_target(rel, options) is not None:
+        return "done marker"
+    return None
+
+
+def _marker_target(rel: PurePosixPath, options: IntakeOptions) -> PurePosixPath | None:
+    """The data file a done marker stands for, or None if ``rel`` is no marker."""
+    name, suffix = rel.name, options.done_suffix
+    if options.done_marker and len(name) > len(suffix) and name.lower().endswith(suffix.lower()):
+        return rel.with_name(name[: -len(suffix)])
+    return None
+
+
+class _Alive(Protocol):
+    def is_alive(self) -> bool: ...
+
+
+class ObserverLike(Protocol):
+    """What the watcher uses of a watchdog observer (tests pass a fake)."""
+
+    @property
+    def emitters(self) -> Collection[_Alive]: ...
+    def schedule(
+        self, event_handler: FileSystemEventHandler, path: str, *, recursive: bool = ...
+    ) -> object: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def is_alive(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class _Candidate:
+    path: Path
+    kind: str
+    seq: int  # arrival order
+    epoch: int = 0  # bumped by every event: a judgement holds only for its epoch
+    sig: tuple[int, int] | None = None  # (size, mtime_ns) last observed
+    since: float = 0.0  # clock() when `sig` was first observed
+    failures: int = 0
+    retry_at: float = 0.0
+
+
+class _Candidates:
+    """The nominated files; written by the observer thread, judged by the intake thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: dict[Path, _Candidate] = {}
+        self._dirs: set[Path] = set()
+        self._warned: set[tuple[str, Path]] = set()
+        self._seq = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._table)
+
+    def note(self, path: Path, kind: str) -> None:
+        with self._lock:
+            cand = self._table.get(path)
+            if kind == _GONE:
+                self._table.pop(path, None)
+            elif cand is None:
+                self._seq += 1
+                self._table[path] = _Candidate(path, _CLOSED if kind == _CLOSED else _DIRTY, self._seq)
+            elif kind != _SCANNED:  # a new event: new kind, and the stability timer restarts
+                cand.kind, cand.sig, cand.epoch = kind, None, cand.epoch + 1
+
+    def snapshot(self, now: float) -> list[tuple[_Candidate, int]]:
+        """The candidates not waiting for a retry, in arrival order, with their epochs."""
+        with self._lock:
+            todo = sorted(self._table.values(), key=lambda c: c.seq)
+            return [(c, c.epoch) for c in todo if c.retry_at <= now]
+
+    def observe(self, cand: _Candidate, epoch: int, sig: tuple[int, int], now: float) -> float:
+        """Record an observation; how long ``sig`` has been seen unchanged (-1: it just changed)."""
+        with self._lock:
+            if cand.epoch != epoch:
+                return -1.0
+            if sig != cand.sig:
+                cand.sig, cand.since = sig, now
+                return -1.0
+            return now - cand.since
+
+    def forget(self, cand: _Candidate, epoch: int) -> None:
+        """Drop ``cand`` unless an event came for it since it was judged at ``epoch``."""
+        with self._lock:
+            if self._table.get(cand.path) is cand and cand.epoch == epoch:
+                del self._table[cand.path]
+
+    def forget_under(self, folder: Path) -> None:
+        with self._lock:
+            for path in [p for p in self._table if p.is_relative_to(folder)]:
+                del self._table[path]
+
+    def failed(self, cand: _Candidate, now: float) -> float:
+        """Count a failed hand-over; the delay before the next try."""
+        with self._lock:
+            cand.failures += 1
+            cand.retry_at = now + _backoff(cand.failures)
+            return cand.retry_at - now
+
+    def add_dir(self, folder: Path) -> None:
+        with self._lock:
+            self._dirs.add(folder)
+
+    def take_dirs(self) -> list[Path]:
+        with self._lock:
+            dirs, self._dirs = self._dirs, set()
+        return sorted(dirs)
+
+    def first_time(self, key: tuple[str, Path]) -> bool:
+        """True the first time ``key`` (event, path) is warned about."""
+        with self._lock:
+            new = key not in self._warned
+            self._warned.add(key)
+            return new
+
+    def keep_warned(self, keys: set[tuple[str, Path]]) -> None:
+        """Forget the warnings about problems a full scan no longer sees."""
+        with self._lock:
+            self._warned &= keys
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs in the observer thread: forwards events, does no I/O."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        bind_contextvars(component="intake")  # context vars do not flow into threads
+        self._watcher._on_event(event)
+
+
+class Watcher:
+    """Watches sync/ and calls ``on_complete(path)`` for each complete file, in arrival order."""
+
+    def __init__(
+        self,
+        sync_dir: Path,
+        options: IntakeOptions,
+        on_complete: Callable[[Path], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        observer_factory: Callable[[], ObserverLike] | None = None,
+    ) -> None:
+        """Prepare the watcher; nothing runs until :meth:`start`."""
+        self._sync = Path(os.path.abspath(sync_dir))
+        self._opts = options
+        self._on_complete = on_complete
+        self._clock, self._wall = clock, wall
+        self._factory = observer_factory or self._default_observer
+        self._closed_kind = _DIRTY if options.mode == "polling" else _CLOSED
+        self._handler = _Handler(self)
+        self._cands = _Candidates()
+        self._obs_lock = threading.Lock()  # guards the observer fields
+        self._observer: ObserverLike | None = None
+        self._obs_failures, self._obs_retry_at = 0, 0.0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._beat = 0.0
+
+    def start(self) -> None:
+        """Start the observer, scan what arrived while down, then start the intake thread."""
+        if self._thread is not None:
+            raise RuntimeError("the watcher is already started")
+        self._stopping.clear()
+        with bound_contextvars(component="intake"):
+            with self._obs_lock:
+                self._start_observer()
+            self.rescan()
+        self._beat = self._clock()
+        self._thread = threading.Thread(target=self._run, name="syncd-intake", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the observer and the intake thread (a hand-over under way finishes first)."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        with self._obs_lock:
+            observer, self._observer = self._observer, None
+        try:
+            if observer is not None:
+                observer.stop()
+                observer.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            if self._thread is not None:
+                self._thread.join(max(0.0, deadline - time.monotonic()))
+                self._thread = None
+
+    def healthy(self, max_age: float = 60.0) -> bool:
+        """Observer and intake thread alive, and the last tick began less than ``max_age`` ago."""
+        observer, thread = self._observer, self._thread
+        return (
+            observer is not None and self._observer_alive(observer)
+            and thread is not None and thread.is_alive()
+            and self._clock() - self._beat <= max_age
+        )
+
+    def pending(self) -> int:
+        """How many candidates were seen but not handed over yet (incl. retries, markerless)."""
+        return len(self._cands)
+
+    def _run(self) -> None:
+        bind_contextvars(component="intake")
+        next_rescan = self._clock() + self._opts.rescan_interval
+        while not self._stopping.wait(_TICK):
+            if self._clock() >= next_rescan:
+                next_rescan = self._clock() + self._opts.rescan_interval
+                self._step(self.rescan)
+            self._step(self.tick)
+
+    def _step(self, work: Callable[[], None]) -> None:
+        """Run one unit of the intake loop; an error is logged and the loop goes on."""
+        try:
+            work()
+        except Exception as exc:
+            _log().error("intake_step_failed", error=str(exc), error_type=type(exc).__name__)
+
+    def tick(self) -> None:
+        """One pass: revive a dead observer, scan new folders, hand over complete files."""
+        self._beat = self._clock()
+        self._check_observer()
+        for folder in self._cands.take_dirs():
+            self._scan(folder, full=False)
+        for cand, epoch in self._ready():
+            self._hand_over(cand, epoch)
+            self._beat = self._clock()
+
+    def _ready(self) -> list[tuple[_Candidate, int]]:
+        """The complete candidates, in arrival order, with the epoch they were judged at."""
+        now = self._clock()
+        ready = []
+        for cand, epoch in self._cands.snapshot(now):
+            try:
+                st = os.lstat(cand.path)
+            except FileNotFoundError:
+                _log().debug("candidate_vanished", path=str(cand.path))
+                self._cands.forget(cand, epoch)
+                continue
+            except OSError as exc:
+                self._warn_once("file_unreadable", cand.path, error=str(exc))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                self._warn_once("file_ignored", cand.path, reason=_kind_of(st.st_mode))
+                self._cands.forget(cand, epoch)
+            elif self._complete(cand, epoch, st, now):
+                ready.append((cand, epoch))
+        return ready
+
+    def _complete(self, cand: _Candidate, epoch: int, st: os.stat_result, now: float) -> bool:
+        stable = self._cands.observe(cand, epoch, (st.st_size, st.st_mtime_ns), now)
+        if stable < self._opts.settle:
+            return False
+        if self._opts.done_marker:
+            return self._is_regular(self._marker_of(cand.path))
+        if cand.kind == _CLOSED:
+            return True
+        age = self._wall() - st.st_mtime_ns / 1e9
+        return age >= self._opts.scan_settle or stable >= self._opts.scan_settle
+
+    def _hand_over(self, cand: _Candidate, epoch: int) -> None:
+        try:
+            self._on_complete(cand.path)
+        except Exception as exc:
+            delay = self._cands.failed(cand, self._clock())
+            _log().error(
+                "intake_failed", path=str(cand.path), error=str(exc),
+                error_type=type(exc).__name__, attempt=cand.failures, retry_in=delay,
+            )
+            return
+        self._cands.forget(cand, epoch)
+        _log().debug("file_handed_over", path=str(cand.path))
+        if self._opts.done_marker:
+            marker = self._marker_of(cand.path)
+            try:
+                marker.unlink(missing_ok=True)
+            except OSError as exc:
+                _log().warning("marker_not_removed", path=str(marker), error=str(exc))
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        """Record one watchdog event; runs in the observer thread and does no I/O."""
+        src, dest = os.fsdecode(event.src_path), os.fsdecode(event.dest_path)
+        kind = event.event_type
+        if event.is_directory:
+            if kind in ("moved", "deleted") and src:
+                self._cands.forget_under(Path(src))
+            new_dir = src if kind == "created" else dest if kind == "moved" else ""
+            rel = self._rel(Path(new_dir)) if new_dir else None
+            if rel is not None and not self._dir_ignored(rel):
+                self._cands.add_dir(Path(new_dir))  # files moved in with it bring no events
+        elif kind in ("created", "modified"):
+            self._nominate(src, _DIRTY)
+        elif kind == "closed":
+            self._nominate(src, self._closed_kind)
+        elif kind in ("deleted", "moved"):
+            if src:
+                self._nominate(src, _GONE)
+            if dest:  # the rename into place is the arrival
+                self._nominate(dest, self._closed_kind)
+
+    def _nominate(self, path_text: str, kind: str) -> None:
+        path = Path(path_text)
+        rel = self._rel(path)
+        reason = ignore_reason(rel, self._opts) if rel is not None else "outside"
+        if reason is None:
+            self._cands.note(path, kind)
+        elif reason == "done marker" and kind != _GONE and rel is not None:
+            target = _marker_target(rel, self._opts)
+            if target is not None and ignore_reason(target, self._opts) is None:
+                self._cands.note(self._sync.joinpath(*target.parts), _SCANNED)
+
+    def _note(self, path: Path, kind: str) -> None:
+        """Record a nomination directly (tests): kind is "closed", "dirty", "scanned" or "gone"."""
+        self._cands.note(path, kind)
+
+    def rescan(self) -> None:
+        """Nominate every regular, non-ignored file below sync/ (symlinks never followed)."""
+        self._scan(self._sync, full=True)
+
+    def _scan(self, root: Path, *, full: bool) -> None:
+        stack: list[Path] = [root]
+        found: list[tuple[tuple[int, str], Path]] = []
+        problems: set[tuple[str, Path]] = set()
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError as exc:
+                if folder != root and isinstance(exc, FileNotFoundError):
+                    continue  # removed while we walked
+                self._problem(problems, "folder_unreadable", folder, error=str(exc))
+                if folder == root:
+                    return
+                continue
+            for entry in entries:
+                try:
+                    self._scan_entry(entry, stack, found, problems)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    self._problem(problems, "file_unreadable", Path(entry.path), error=str(exc))
+        for _, path in sorted(found):  # oldest first: the arrival order
+            self._cands.note(path, _SCANNED)
+        if full:
+            self._cands.keep_warned(problems)
+
+    def _scan_entry(
+        self, entry: os.DirEntry[str], stack: list[Path],
+        found: list[tuple[tuple[int, str], Path]], problems: set[tuple[str, Path]],
+    ) -> None:
+        path = Path(entry.path)
+        rel = self._rel(path)
+        if rel is None:
+            return
+        if entry.is_dir(follow_symlinks=False):
+            if not self._dir_ignored(rel):
+                stack.append(path)
+            return
+        reason = ignore_reason(rel, self._opts)
+        target = _marker_target(rel, self._opts)
+        if reason == "done marker" and target is not None:
+            if not os.path.lexists(self._sync.joinpath(*target.parts)):
+                self._problem(problems, "marker_ignored", path, reason="data file missing")
+        elif reason is None:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                found.append(((st.st_mtime_ns, entry.path), path))
+            else:
+                self._problem(problems, "file_ignored", path, reason=_kind_of(st.st_mode))
+
+    def _default_observer(self) -> ObserverLike:
+        if self._opts.mode == "polling":
+            from watchdog.observers.polling import PollingObserverVFS
+
+            # lstat, not stat: the polling snapshot must not follow symlinks either.
+            interval = self._opts.poll_interval
+            return PollingObserverVFS(os.lstat, os.scandir, polling_interval=interval)
+        from watchdog.observers.inotify import InotifyObserver
+
+        # Full events: a file renamed in from outside sync/ is a move, not a creation.
+        return InotifyObserver(generate_full_events=True)
+
+    def _start_observer(self) -> None:
+        """Create, schedule and start a fresh observer (the caller holds ``_obs_lock``)."""
+        observer = self._factory()
+        observer.schedule(self._handler, str(self._sync), recursive=True)
+        observer.start()
+        self._observer = observer
+
+    @staticmethod
+    def _observer_alive(observer: ObserverLike) -> bool:
+        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+
+    def _check_observer(self) -> None:
+        """Replace a dead observer, then rescan (its events are lost); backoff on failure."""
+        with self._obs_lock:
+            old = self._observer
+            if old is None or self._stopping.is_set() or self._observer_alive(old):
+                return
+            if self._clock() < self._obs_retry_at:
+                return
+            try:
+                old.stop()
+            except Exception as exc:
+                _log().debug("observer_stop_failed", error=str(exc))
+            try:
+                self._start_observer()
+            except Exception as exc:
+                self._obs_failures += 1
+                delay = _backoff(self._obs_failures)
+                self._obs_retry_at = self._clock() + delay
+                _log().error("observer_restart_failed", error=str(exc), retry_in=delay)
+                return
+            self._obs_failures = 0
+        _log().warning("observer_restarted", path=str(self._sync))
+        self.rescan()
+
+    def _rel(self, path: Path) -> PurePosixPath | None:
+        try:
+            rel = path.relative_to(self._sync)
+        except ValueError:
+            return None
+        return PurePosixPath(*rel.parts) if rel.parts else None
+
+    def _dir_ignored(self, rel: PurePosixPath) -> bool:
+        hidden = any(part.startswith((".", "_")) for part in rel.parts)
+        return hidden or rel.parts[0] in self._opts.reserved
+
+    def _marker_of(self, path: Path) -> Path:
+        return path.with_name(path.name + self._opts.done_suffix)
+
+    @staticmethod
+    def _is_regular(path: Path) -> bool:
+        try:
+            return stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            return False
+
+    def _problem(self, seen: set[tuple[str, Path]], event: str, path: Path, **context: Any) -> None:
+        seen.add((event, path))
+        self._warn_once(event, path, **context)
+
+    def _warn_once(self, event: str, path: Path, **context: Any) -> None:
+        if self._cands.first_time((event, path)):
+            _log().warning(event, path=str(path), **context)

@@ -1,0 +1,1 @@
+"""From a stored file to applied rows: routing, running, reports and tryback."""

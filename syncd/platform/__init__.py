@@ -1,0 +1,1 @@
+"""The learning platform: the port (``base``) and its adapters (``sqlstore``)."""

@@ -1,0 +1,1 @@
+"""One module per file kind; ``registry.py`` lists them."""

@@ -1,0 +1,15 @@
+"""The registry: every file kind syncd knows. Adding a kind = a module + one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from syncd.processors import users
+from syncd.processors.base import ProcessorSpec
+
+REGISTRY: Mapping[str, ProcessorSpec] = {
+    spec.name: spec
+    for spec in (
+        users.SPEC,
+    )
+}

@@ -1,0 +1,151 @@
+"""The daemon: intake watcher, one worker, signals, sd_notify.
+
+Threads: the watchdog observer and the intake thread (inside :class:`Watcher`), the
+worker (applies files one at a time, so rows apply in file order), and the main thread,
+which only waits on events and supervises. Signal handlers only set events.
+
+SIGTERM/SIGINT: the worker finishes its current batch (committed with its checkpoint)
+and the daemon exits 0; a second signal exits at once, still consistent (every batch is
+its own transaction). SIGHUP: reload routes and log level; a bad config is refused and
+the old one kept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from types import FrameType
+
+import structlog
+from structlog.contextvars import bind_contextvars
+
+from syncd.bootstrap import App, build_router, intake_options
+from syncd.domain import ConfigError, FileState
+from syncd.intake.arrivals import Arrivals
+from syncd.intake.ledger import FileEntry
+from syncd.intake.watcher import Watcher
+from syncd.log import configure_logging
+from syncd.pipeline.routes import Router
+from syncd.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+DRAIN_DEADLINE = 60.0  # seconds the worker gets to finish its batch after SIGTERM
+
+
+def sd_notify(message: str) -> None:
+    """Send ``message`` to systemd's notify socket, if any (no extra dependency)."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode(), address)
+        except OSError as exc:
+            log.warning("notify_failed", error=str(exc))
+
+
+class Service:
+    """Runs the daemon until a signal stops it."""
+
+    def __init__(self, app: App, reload_settings: Callable[[], Settings]) -> None:
+        self._app = app
+        self._reload_settings = reload_settings
+        self._router: Router = app.router
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._hup = threading.Event()
+        self._signals = 0
+        self._arrivals = Arrivals(app.store, app.ledger, lambda: self._router, self._wake.set)
+        self._watcher = Watcher(app.store.sync_dir, intake_options(app.settings), self._arrivals.take)
+        self._worker = threading.Thread(target=self._work, name="syncd-worker", daemon=True)
+        self._busy_since: float | None = None
+
+    def run(self) -> int:
+        """Start everything, supervise, and stop cleanly. Returns the exit code."""
+        self._install_signals()
+        self._arrivals.recover()
+        self._watcher.start()
+        self._worker.start()
+        log.info("daemon_started", data_dir=str(self._app.settings.data_dir), pid=os.getpid())
+        sd_notify("READY=1\nSTATUS=watching " + str(self._app.store.sync_dir))
+        try:
+            while not self._stop.wait(0.5):
+                if self._hup.is_set():
+                    self._hup.clear()
+                    self._reload()
+            log.info("daemon_stopping", reason="signal")
+            sd_notify("STOPPING=1")
+            self._watcher.stop()
+            self._wake.set()
+            self._worker.join(DRAIN_DEADLINE)
+            if self._worker.is_alive():
+                log.error("drain_deadline_passed", seconds=DRAIN_DEADLINE)
+                return 1
+            log.info("daemon_stopped")
+            return 0
+        finally:
+            self._app.close()
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                os.write(2, b"syncd: second signal, exiting at once\n")
+                os._exit(130)
+            self._stop.set()
+
+        def hup(_signum: int, _frame: FrameType | None) -> None:
+            self._hup.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def _reload(self) -> None:
+        try:
+            settings = self._reload_settings()
+            router = build_router(settings)
+        except ConfigError as exc:
+            log.error("config_reload_refused", error=str(exc), note="keeping the running config")
+            return
+        self._router = router
+        configure_logging(settings.log.level, settings.log.format)
+        log.info("config_reloaded", routes=len(settings.routes))
+
+    def _work(self) -> None:
+        bind_contextvars(component="worker")
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._wake.clear()  # before reading the ledger: a wake-up is never lost
+                entry = self._app.ledger.next_ready()
+                if entry is None:
+                    self._wake.wait(1.0)
+                    continue
+                if self._gathering(entry):
+                    self._stop.wait(0.1)  # files uploaded together: apply in priority order
+                    continue
+                self._busy_since = time.monotonic()
+                self._app.runner.run(entry, self._stop)
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("worker_error", consecutive=failures)
+                self._stop.wait(min(2.0**failures, 60.0))
+            finally:
+                self._busy_since = None
+
+    def _gathering(self, entry: FileEntry) -> bool:
+        """Whether to wait for uploads still settling before starting ``entry``."""
+        if entry.state is not FileState.RECEIVED or not self._watcher.pending():
+            return False
+        waited = self._app.clock() - entry.arrived_at
+        return waited < timedelta(seconds=self._app.settings.intake.gather_max)

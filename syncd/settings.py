@@ -1,0 +1,332 @@
+"""One frozen :class:`Settings`, loaded and validated once (TOML file + ``SYNCD_*`` env).
+
+Every section is a frozen dataclass; field metadata says what a value may be. A bad key or
+value raises :class:`~syncd.domain.ConfigError` with one line naming the key and what is
+allowed, e.g. ``intake.settle: must be a number >= 0 (got 'soon')``.
+
+Environment overrides: ``SYNCD_DATA_DIR=/srv/syncd`` for a top-level key,
+``SYNCD_<SECTION>__<KEY>`` for a section key (``SYNCD_INTAKE__SETTLE=2``,
+``SYNCD_LOG__LEVEL=debug``); lists are comma-separated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from syncd.domain import ConfigError
+
+CONFIG_SEARCH = (Path("syncd.toml"), Path("/etc/syncd/syncd.toml"))
+
+
+def _choices(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+def _min(low: float) -> dict[str, Any]:
+    return {"min": low}
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    """How the drop folder is watched (SPEC §2)."""
+
+    mode: str = field(default="inotify", metadata=_choices("inotify", "polling"))
+    settle: float = field(default=1.0, metadata=_min(0))
+    scan_settle: float = field(default=10.0, metadata=_min(0))
+    rescan_interval: float = field(default=30.0, metadata=_min(1))
+    poll_interval: float = field(default=2.0, metadata=_min(0.1))
+    ignore_suffixes: tuple[str, ...] = (
+        ".filepart", ".part", ".partial", ".tmp", ".swp", ".crdownload",
+    )
+    done_marker: bool = False
+    done_suffix: str = ".done"
+    #: files arriving together are ordered by processor priority: the worker waits while
+    #: uploads are still settling, at most this long
+    gather_max: float = field(default=60.0, metadata=_min(0))
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """The ledger database; empty url = SQLite under <data>/state/syncd.db."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    """The platform rows are applied to; the embedded SQL store for now."""
+
+    kind: str = field(default="sql", metadata=_choices("sql"))
+    #: empty = the ledger's database (one transaction covers rows and checkpoint)
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvSettings:
+    """Defaults of the CSV reader (SPEC §4)."""
+
+    encoding: str = field(default="utf-8", metadata=_choices("utf-8", "cp1252", "latin-1"))
+    delimiter: str = field(default="auto", metadata=_choices("auto", ",", ";", "\t", "|"))
+    timezone: str = "UTC"
+    max_record_bytes: int = field(default=16 * 1024 * 1024, metadata=_min(1024))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingSettings:
+    """How files are applied."""
+
+    batch_size: int = field(default=500, metadata=_min(1))
+    #: seconds before a file that hit a transient error (database busy...) is tried again
+    retry_delay: float = field(default=5.0, metadata=_min(0))
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordSettings:
+    """The salted KDF for imported passwords (scrypt; cost = log2 N)."""
+
+    cost: int = field(default=14, metadata={"min": 10, "max": 20})
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """Log level and format (auto = console on a TTY, JSON otherwise)."""
+
+    level: str = field(default="info", metadata=_choices("debug", "info", "warning", "error"))
+    format: str = field(default="auto", metadata=_choices("auto", "json", "console"))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSettings:
+    """One configured route: a glob on the path relative to sync/ -> a processor."""
+
+    glob: str
+    processor: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything syncd is configured with. Build it with :func:`load_settings`."""
+
+    data_dir: Path = Path("/var/lib/syncd")
+    database: DatabaseSettings = DatabaseSettings()
+    platform: PlatformSettings = PlatformSettings()
+    intake: IntakeSettings = IntakeSettings()
+    csv: CsvSettings = CsvSettings()
+    processing: ProcessingSettings = ProcessingSettings()
+    passwords: PasswordSettings = PasswordSettings()
+    log: LogSettings = LogSettings()
+    #: configured routes, tried before the default ones
+    routes: tuple[RouteSettings, ...] = ()
+    default_routes: bool = True
+    #: default options per processor: ``[processors.users] identity = "username"``
+    processors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    config_path: Path | None = None
+
+    @property
+    def database_url(self) -> str:
+        """The ledger URL, defaulting to SQLite in the state folder."""
+        return self.database.url or f"sqlite:///{self.data_dir / 'state' / 'syncd.db'}"
+
+    @property
+    def platform_url(self) -> str:
+        """The embedded platform store URL, defaulting to the ledger's."""
+        return self.platform.url or self.database_url
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The time zone naive dates in command files are read in."""
+        return ZoneInfo(self.csv.timezone)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseSettings,
+    "platform": PlatformSettings,
+    "intake": IntakeSettings,
+    "csv": CsvSettings,
+    "processing": ProcessingSettings,
+    "passwords": PasswordSettings,
+    "log": LogSettings,
+}
+TOP_KEYS = frozenset({"data_dir", "default_routes", "route", "processors", *SECTIONS})
+
+
+def default_data_dir(cwd: Path | None = None) -> Path:
+    """``/var/lib/syncd``, or ``./var`` in a dev checkout (a syncd pyproject.toml in cwd).
+
+    Under systemd, ``$STATE_DIRECTORY`` (from ``StateDirectory=``) wins.
+    """
+    if state := os.environ.get("STATE_DIRECTORY"):
+        return Path(state.split(":")[0])
+    here = cwd or Path.cwd()
+    project = here / "pyproject.toml"
+    if project.is_file() and 'name = "syncd"' in project.read_text(errors="replace"):
+        return here / "var"
+    return Path("/var/lib/syncd")
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """The config file to read: explicit, ``$SYNCD_CONFIG``, ./syncd.toml, /etc/syncd."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("SYNCD_CONFIG"):
+        return Path(env)
+    return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+
+
+def load_settings(
+    config: Path | None = None,
+    *,
+    data_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge (file < env < explicit arguments) and validate the settings."""
+    env = os.environ if env is None else env
+    path = find_config(config)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    _apply_env(raw, env)
+    settings = _build(raw, path)
+    if data_dir is not None:
+        settings = dataclasses.replace(settings, data_dir=data_dir)
+    return settings
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith("SYNCD_") or name == "SYNCD_CONFIG":
+            continue
+        key = name.removeprefix("SYNCD_").lower()
+        if "__" in key:
+            section, sub = key.split("__", 1)
+            if section not in SECTIONS:
+                raise ConfigError(f"{name}: unknown section '{section}' (allowed: {_list(SECTIONS)})")
+            raw.setdefault(section, {})[sub] = _EnvValue(value)
+        elif key in ("data_dir", "default_routes"):
+            raw[key] = _EnvValue(value)
+        else:
+            raise ConfigError(f"{name}: unknown setting (use SYNCD_DATA_DIR or SYNCD_<SECTION>__<KEY>)")
+
+
+class _EnvValue(str):
+    """A string from the environment: converted to the field's type, lists comma-separated."""
+
+    __slots__ = ()
+
+
+def _build(raw: dict[str, Any], path: Path | None) -> Settings:
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (allowed: {_list(TOP_KEYS)})")
+    kwargs: dict[str, Any] = {"config_path": path}
+    for name, cls in SECTIONS.items():
+        section = raw.get(name, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{name}: must be a table")
+        kwargs[name] = _section(name, cls, section)
+    data = raw.get("data_dir")
+    kwargs["data_dir"] = _convert("data_dir", data, Path) if data is not None else default_data_dir()
+    if "default_routes" in raw:
+        kwargs["default_routes"] = _convert("default_routes", raw["default_routes"], bool)
+    kwargs["routes"] = tuple(_route(i, r) for i, r in enumerate(raw.get("route", [])))
+    kwargs["processors"] = _processors(raw.get("processors", {}))
+    settings = Settings(**kwargs)
+    try:
+        settings.tz  # noqa: B018 - validate once, here
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"csv.timezone: unknown time zone '{settings.csv.timezone}' (an IANA name like UTC, Europe/Paris)"
+        ) from None
+    return settings
+
+
+def _section(name: str, cls: type[Any], values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}: unknown key (allowed: {_list(fields)})")
+        f = fields[key]
+        kwargs[key] = _check(f"{name}.{key}", _convert(f"{name}.{key}", value, f.type), f.metadata)
+    return cls(**kwargs)
+
+
+_TYPES: dict[Any, type[Any]] = {"float": float, "int": int, "bool": bool, "str": str, "Path": Path}
+
+
+def _convert(key: str, value: Any, annotation: Any) -> Any:
+    """Convert ``value`` to the type named by ``annotation`` (a string under PEP 563)."""
+    kind = _TYPES.get(annotation, annotation)
+    if annotation == "tuple[str, ...]":
+        if isinstance(value, _EnvValue):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: must be a list of strings (got {value!r})")
+        return tuple(value)
+    if kind is bool:
+        words = {"1": True, "true": True, "yes": True, "on": True,
+                 "0": False, "false": False, "no": False, "off": False}
+        if isinstance(value, _EnvValue) and value.lower() in words:
+            return words[value.lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: must be true or false (got {value!r})")
+        return value
+    if kind in (int, float):
+        try:
+            number = kind(value) if isinstance(value, _EnvValue) else value
+        except ValueError:
+            number = None
+        ok = isinstance(number, (int, float)) and not isinstance(number, bool)
+        if not ok or (kind is int and not isinstance(number, int)):
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(f"{key}: must be {what} (got {value!r})")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: must be a string (got {value!r})")
+    return Path(value) if kind is Path else str(value)
+
+
+def _check(key: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: must be one of {_list(meta['choices'])} (got {value!r})")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{key}: must be >= {meta['min']} (got {value!r})")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{key}: must be <= {meta['max']} (got {value!r})")
+    return value
+
+
+def _route(index: int, raw: Any) -> RouteSettings:
+    key = f"route[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key}: must be a table with glob and processor")
+    options = dict(raw)
+    glob, processor = options.pop("glob", None), options.pop("processor", None)
+    if not isinstance(glob, str) or not glob.strip():
+        raise ConfigError(f"{key}.glob: required, a glob like 'hr/users*.csv'")
+    if not isinstance(processor, str) or not processor:
+        raise ConfigError(f"{key}.processor: required, a processor name")
+    return RouteSettings(glob=glob.strip(), processor=processor, options=options)
+
+
+def _processors(raw: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError("processors: must be tables like [processors.users]")
+    return {name: dict(opts) for name, opts in raw.items()}
+
+
+def _list(values: Any) -> str:
+    return ", ".join(repr(v) if v in ("\t",) else str(v) for v in sorted(values))
