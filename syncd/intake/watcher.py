@@ -150,7 +150,8 @@ class _Candidates:
                 self._table.pop(path, None)
             elif cand is None:
                 self._seq += 1
-                self._table[path] = _Candidate(path, _CLOSED if kind == _CLOSED else _DIRTY, self._seq)
+                start = _CLOSED if kind == _CLOSED else _DIRTY
+                self._table[path] = _Candidate(path, start, self._seq)
             elif kind != _SCANNED:  # a new event: new kind, and the stability timer restarts
                 cand.kind, cand.sig, cand.epoch = kind, None, cand.epoch + 1
 
@@ -221,6 +222,150 @@ class _Handler(FileSystemEventHandler):
         self._watcher._on_event(event)
 
 
+class _Scanner:
+    """Walks sync/ (never following symlinks) and nominates what it finds."""
+
+    def __init__(self, sync_dir: Path, options: IntakeOptions, cands: _Candidates) -> None:
+        self.root, self._opts, self._cands = sync_dir, options, cands
+
+    def rel(self, path: Path) -> PurePosixPath | None:
+        """``path`` relative to sync/, or None for sync/ itself or a path outside it."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return None
+        return PurePosixPath(*rel.parts) if rel.parts else None
+
+    def dir_ignored(self, rel: PurePosixPath) -> bool:
+        """Hidden and reserved folders are not walked (partial-upload suffixes are for files)."""
+        hidden = any(part.startswith((".", "_")) for part in rel.parts)
+        return hidden or rel.parts[0] in self._opts.reserved
+
+    def warn_once(self, event: str, path: Path, **context: Any) -> None:
+        """Log a warning about ``path`` unless it was already logged."""
+        if self._cands.first_time((event, path)):
+            _log().warning(event, path=str(path), **context)
+
+    def scan(self, root: Path, *, full: bool) -> None:
+        """Nominate the regular files below ``root``, oldest first; log other entries once."""
+        stack, found, problems = [root], list[tuple[tuple[int, str], Path]](), set[tuple[str, Path]]()
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError as exc:
+                if folder != root and isinstance(exc, FileNotFoundError):
+                    continue  # removed while we walked
+                self._problem(problems, "folder_unreadable", folder, error=str(exc))
+                if folder == root:
+                    return
+                continue
+            for entry in entries:
+                try:
+                    self._entry(entry, stack, found, problems)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    self._problem(problems, "file_unreadable", Path(entry.path), error=str(exc))
+        for _, path in sorted(found):
+            self._cands.note(path, _SCANNED)
+        if full:
+            self._cands.keep_warned(problems)
+
+    def _entry(
+        self, entry: os.DirEntry[str], stack: list[Path],
+        found: list[tuple[tuple[int, str], Path]], problems: set[tuple[str, Path]],
+    ) -> None:
+        path = Path(entry.path)
+        rel = self.rel(path)
+        if rel is None:
+            return
+        if entry.is_dir(follow_symlinks=False):
+            if not self.dir_ignored(rel):
+                stack.append(path)
+            return
+        reason = ignore_reason(rel, self._opts)
+        target = _marker_target(rel, self._opts)
+        if reason == "done marker" and target is not None:
+            if not os.path.lexists(self.root.joinpath(*target.parts)):
+                self._problem(problems, "marker_ignored", path, reason="data file missing")
+        elif reason is None:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                found.append(((st.st_mtime_ns, entry.path), path))
+            else:
+                self._problem(problems, "file_ignored", path, reason=_kind_of(st.st_mode))
+
+    def _problem(self, seen: set[tuple[str, Path]], event: str, path: Path, **context: Any) -> None:
+        seen.add((event, path))
+        self.warn_once(event, path, **context)
+
+
+class _ObserverKeeper:
+    """Owns the watchdog observer: starts it, tells whether it lives, replaces a dead one."""
+
+    def __init__(
+        self, factory: Callable[[], ObserverLike], handler: _Handler, path: Path,
+        clock: Callable[[], float],
+    ) -> None:
+        self._factory, self._handler, self._path, self._clock = factory, handler, path, clock
+        self._lock = threading.Lock()
+        self._observer: ObserverLike | None = None
+        self._closed = False
+        self._failures, self._retry_at = 0, 0.0
+
+    def start(self) -> None:
+        """Create, schedule and start a fresh observer."""
+        with self._lock:
+            self._closed = False
+            self._start()
+
+    def _start(self) -> None:
+        observer = self._factory()
+        observer.schedule(self._handler, str(self._path), recursive=True)
+        observer.start()
+        self._observer = observer
+
+    def alive(self) -> bool:
+        """Tell whether the observer and all its emitter threads run."""
+        observer = self._observer
+        if observer is None:
+            return False
+        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
+
+    def revive(self) -> bool:
+        """Replace a dead observer (with backoff when that fails); True if it was replaced."""
+        with self._lock:
+            old = self._observer
+            if old is None or self._closed or self.alive() or self._clock() < self._retry_at:
+                return False
+            try:
+                old.stop()
+            except Exception as exc:
+                _log().debug("observer_stop_failed", error=str(exc))
+            try:
+                self._start()
+            except Exception as exc:
+                self._failures += 1
+                self._retry_at = self._clock() + _backoff(self._failures)
+                _log().error(
+                    "observer_restart_failed", error=str(exc), retry_in=_backoff(self._failures)
+                )
+                return False
+            self._failures = 0
+        _log().warning("observer_restarted", path=str(self._path))
+        return True
+
+    def stop(self, deadline: float) -> None:
+        """Stop the observer for good and wait for it until ``deadline`` (time.monotonic)."""
+        with self._lock:
+            observer, self._observer, self._closed = self._observer, None, True
+        if observer is not None:
+            observer.stop()
+            observer.join(max(0.0, deadline - time.monotonic()))
+
+
 class Watcher:
     """Watches sync/ and calls ``on_complete(path)`` for each complete file, in arrival order."""
 
@@ -239,13 +384,12 @@ class Watcher:
         self._opts = options
         self._on_complete = on_complete
         self._clock, self._wall = clock, wall
-        self._factory = observer_factory or self._default_observer
         self._closed_kind = _DIRTY if options.mode == "polling" else _CLOSED
-        self._handler = _Handler(self)
         self._cands = _Candidates()
-        self._obs_lock = threading.Lock()  # guards the observer fields
-        self._observer: ObserverLike | None = None
-        self._obs_failures, self._obs_retry_at = 0, 0.0
+        self._scanner = _Scanner(self._sync, options, self._cands)
+        self._handler = _Handler(self)
+        factory = observer_factory or self._default_observer
+        self._observer = _ObserverKeeper(factory, self._handler, self._sync, clock)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._beat = 0.0
@@ -256,8 +400,7 @@ class Watcher:
             raise RuntimeError("the watcher is already started")
         self._stopping.clear()
         with bound_contextvars(component="intake"):
-            with self._obs_lock:
-                self._start_observer()
+            self._observer.start()
             self.rescan()
         self._beat = self._clock()
         self._thread = threading.Thread(target=self._run, name="syncd-intake", daemon=True)
@@ -267,12 +410,8 @@ class Watcher:
         """Stop the observer and the intake thread (a hand-over under way finishes first)."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
-        with self._obs_lock:
-            observer, self._observer = self._observer, None
         try:
-            if observer is not None:
-                observer.stop()
-                observer.join(max(0.0, deadline - time.monotonic()))
+            self._observer.stop(deadline)
         finally:
             if self._thread is not None:
                 self._thread.join(max(0.0, deadline - time.monotonic()))
@@ -280,16 +419,30 @@ class Watcher:
 
     def healthy(self, max_age: float = 60.0) -> bool:
         """Observer and intake thread alive, and the last tick began less than ``max_age`` ago."""
-        observer, thread = self._observer, self._thread
+        thread = self._thread
         return (
-            observer is not None and self._observer_alive(observer)
-            and thread is not None and thread.is_alive()
+            self._observer.alive() and thread is not None and thread.is_alive()
             and self._clock() - self._beat <= max_age
         )
 
     def pending(self) -> int:
         """How many candidates were seen but not handed over yet (incl. retries, markerless)."""
         return len(self._cands)
+
+    def rescan(self) -> None:
+        """Nominate every regular, non-ignored file below sync/ (symlinks never followed)."""
+        self._scanner.scan(self._sync, full=True)
+
+    def tick(self) -> None:
+        """One pass: revive a dead observer, scan new folders, hand over complete files."""
+        self._beat = self._clock()
+        if self._observer.revive():
+            self.rescan()  # the dead observer's events are lost
+        for folder in self._cands.take_dirs():
+            self._scanner.scan(folder, full=False)
+        for cand, epoch in self._ready():
+            self._hand_over(cand, epoch)
+            self._beat = self._clock()
 
     def _run(self) -> None:
         bind_contextvars(component="intake")
@@ -307,16 +460,6 @@ class Watcher:
         except Exception as exc:
             _log().error("intake_step_failed", error=str(exc), error_type=type(exc).__name__)
 
-    def tick(self) -> None:
-        """One pass: revive a dead observer, scan new folders, hand over complete files."""
-        self._beat = self._clock()
-        self._check_observer()
-        for folder in self._cands.take_dirs():
-            self._scan(folder, full=False)
-        for cand, epoch in self._ready():
-            self._hand_over(cand, epoch)
-            self._beat = self._clock()
-
     def _ready(self) -> list[tuple[_Candidate, int]]:
         """The complete candidates, in arrival order, with the epoch they were judged at."""
         now = self._clock()
@@ -329,10 +472,10 @@ class Watcher:
                 self._cands.forget(cand, epoch)
                 continue
             except OSError as exc:
-                self._warn_once("file_unreadable", cand.path, error=str(exc))
+                self._scanner.warn_once("file_unreadable", cand.path, error=str(exc))
                 continue
             if not stat.S_ISREG(st.st_mode):
-                self._warn_once("file_ignored", cand.path, reason=_kind_of(st.st_mode))
+                self._scanner.warn_once("file_ignored", cand.path, reason=_kind_of(st.st_mode))
                 self._cands.forget(cand, epoch)
             elif self._complete(cand, epoch, st, now):
                 ready.append((cand, epoch))
@@ -343,7 +486,10 @@ class Watcher:
         if stable < self._opts.settle:
             return False
         if self._opts.done_marker:
-            return self._is_regular(self._marker_of(cand.path))
+            try:
+                return stat.S_ISREG(os.lstat(self._marker_of(cand.path)).st_mode)
+            except OSError:
+                return False
         if cand.kind == _CLOSED:
             return True
         age = self._wall() - st.st_mtime_ns / 1e9
@@ -376,8 +522,8 @@ class Watcher:
             if kind in ("moved", "deleted") and src:
                 self._cands.forget_under(Path(src))
             new_dir = src if kind == "created" else dest if kind == "moved" else ""
-            rel = self._rel(Path(new_dir)) if new_dir else None
-            if rel is not None and not self._dir_ignored(rel):
+            rel = self._scanner.rel(Path(new_dir)) if new_dir else None
+            if rel is not None and not self._scanner.dir_ignored(rel):
                 self._cands.add_dir(Path(new_dir))  # files moved in with it bring no events
         elif kind in ("created", "modified"):
             self._nominate(src, _DIRTY)
@@ -391,7 +537,7 @@ class Watcher:
 
     def _nominate(self, path_text: str, kind: str) -> None:
         path = Path(path_text)
-        rel = self._rel(path)
+        rel = self._scanner.rel(path)
         reason = ignore_reason(rel, self._opts) if rel is not None else "outside"
         if reason is None:
             self._cands.note(path, kind)
@@ -400,65 +546,8 @@ class Watcher:
             if target is not None and ignore_reason(target, self._opts) is None:
                 self._cands.note(self._sync.joinpath(*target.parts), _SCANNED)
 
-    def _note(self, path: Path, kind: str) -> None:
-        """Record a nomination directly (tests): kind is "closed", "dirty", "scanned" or "gone"."""
-        self._cands.note(path, kind)
-
-    def rescan(self) -> None:
-        """Nominate every regular, non-ignored file below sync/ (symlinks never followed)."""
-        self._scan(self._sync, full=True)
-
-    def _scan(self, root: Path, *, full: bool) -> None:
-        stack: list[Path] = [root]
-        found: list[tuple[tuple[int, str], Path]] = []
-        problems: set[tuple[str, Path]] = set()
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as listing:
-                    entries = list(listing)
-            except OSError as exc:
-                if folder != root and isinstance(exc, FileNotFoundError):
-                    continue  # removed while we walked
-                self._problem(problems, "folder_unreadable", folder, error=str(exc))
-                if folder == root:
-                    return
-                continue
-            for entry in entries:
-                try:
-                    self._scan_entry(entry, stack, found, problems)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    self._problem(problems, "file_unreadable", Path(entry.path), error=str(exc))
-        for _, path in sorted(found):  # oldest first: the arrival order
-            self._cands.note(path, _SCANNED)
-        if full:
-            self._cands.keep_warned(problems)
-
-    def _scan_entry(
-        self, entry: os.DirEntry[str], stack: list[Path],
-        found: list[tuple[tuple[int, str], Path]], problems: set[tuple[str, Path]],
-    ) -> None:
-        path = Path(entry.path)
-        rel = self._rel(path)
-        if rel is None:
-            return
-        if entry.is_dir(follow_symlinks=False):
-            if not self._dir_ignored(rel):
-                stack.append(path)
-            return
-        reason = ignore_reason(rel, self._opts)
-        target = _marker_target(rel, self._opts)
-        if reason == "done marker" and target is not None:
-            if not os.path.lexists(self._sync.joinpath(*target.parts)):
-                self._problem(problems, "marker_ignored", path, reason="data file missing")
-        elif reason is None:
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISREG(st.st_mode):
-                found.append(((st.st_mtime_ns, entry.path), path))
-            else:
-                self._problem(problems, "file_ignored", path, reason=_kind_of(st.st_mode))
+    def _marker_of(self, path: Path) -> Path:
+        return path.with_name(path.name + self._opts.done_suffix)
 
     def _default_observer(self) -> ObserverLike:
         if self._opts.mode == "polling":
@@ -471,67 +560,3 @@ class Watcher:
 
         # Full events: a file renamed in from outside sync/ is a move, not a creation.
         return InotifyObserver(generate_full_events=True)
-
-    def _start_observer(self) -> None:
-        """Create, schedule and start a fresh observer (the caller holds ``_obs_lock``)."""
-        observer = self._factory()
-        observer.schedule(self._handler, str(self._sync), recursive=True)
-        observer.start()
-        self._observer = observer
-
-    @staticmethod
-    def _observer_alive(observer: ObserverLike) -> bool:
-        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
-
-    def _check_observer(self) -> None:
-        """Replace a dead observer, then rescan (its events are lost); backoff on failure."""
-        with self._obs_lock:
-            old = self._observer
-            if old is None or self._stopping.is_set() or self._observer_alive(old):
-                return
-            if self._clock() < self._obs_retry_at:
-                return
-            try:
-                old.stop()
-            except Exception as exc:
-                _log().debug("observer_stop_failed", error=str(exc))
-            try:
-                self._start_observer()
-            except Exception as exc:
-                self._obs_failures += 1
-                delay = _backoff(self._obs_failures)
-                self._obs_retry_at = self._clock() + delay
-                _log().error("observer_restart_failed", error=str(exc), retry_in=delay)
-                return
-            self._obs_failures = 0
-        _log().warning("observer_restarted", path=str(self._sync))
-        self.rescan()
-
-    def _rel(self, path: Path) -> PurePosixPath | None:
-        try:
-            rel = path.relative_to(self._sync)
-        except ValueError:
-            return None
-        return PurePosixPath(*rel.parts) if rel.parts else None
-
-    def _dir_ignored(self, rel: PurePosixPath) -> bool:
-        hidden = any(part.startswith((".", "_")) for part in rel.parts)
-        return hidden or rel.parts[0] in self._opts.reserved
-
-    def _marker_of(self, path: Path) -> Path:
-        return path.with_name(path.name + self._opts.done_suffix)
-
-    @staticmethod
-    def _is_regular(path: Path) -> bool:
-        try:
-            return stat.S_ISREG(os.lstat(path).st_mode)
-        except OSError:
-            return False
-
-    def _problem(self, seen: set[tuple[str, Path]], event: str, path: Path, **context: Any) -> None:
-        seen.add((event, path))
-        self._warn_once(event, path, **context)
-
-    def _warn_once(self, event: str, path: Path, **context: Any) -> None:
-        if self._cands.first_time((event, path)):
-            _log().warning(event, path=str(path), **context)

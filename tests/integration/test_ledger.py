@@ -30,8 +30,15 @@ def ledger(db_engine: Engine) -> Ledger:
 
 def received(ledger: Ledger, name: str, priority: int, mtime: float) -> int:
     file_id = ledger.record_pending(name, f"/store/{name}", 10, mtime)
-    ledger.transition(file_id, FileState.PENDING, FileState.RECEIVED, sha256="0" * 64,
-                      processor="users", priority=priority, options={"mode": "create_only"})
+    ledger.transition(
+        file_id,
+        FileState.PENDING,
+        FileState.RECEIVED,
+        sha256="0" * 64,
+        processor="users",
+        priority=priority,
+        options={"mode": "create_only"},
+    )
     return file_id
 
 
@@ -110,8 +117,9 @@ def test_file_owned_by_a_live_process_is_left_alone(ledger: Ledger) -> None:
 def test_retry_time_is_respected(ledger: Ledger) -> None:
     """A file scheduled for a later attempt is not offered before its time."""
     file_id = received(ledger, "users.csv", 10, 1.0)
-    ledger.transition(file_id, FileState.RECEIVED, FileState.PROCESSING,
-                      next_attempt_at=T0 + timedelta(seconds=30))
+    ledger.transition(
+        file_id, FileState.RECEIVED, FileState.PROCESSING, next_attempt_at=T0 + timedelta(seconds=30)
+    )
     assert ledger.next_ready() is None
     clock = ledger._now  # noqa: SLF001 - the injected clock
     assert isinstance(clock, Clock)
@@ -122,8 +130,9 @@ def test_retry_time_is_respected(ledger: Ledger) -> None:
 
 def test_record_stored_and_counts(ledger: Ledger) -> None:
     """A file registered from the store starts received; open_count counts unfinished work."""
-    file_id = ledger.record_stored("cli:/tmp/x.csv", "/store/x.csv", 5, 1.0, "f" * 64,
-                                   processor="users", priority=10, routed_by="cli")
+    file_id = ledger.record_stored(
+        "cli:/tmp/x.csv", "/store/x.csv", 5, 1.0, "f" * 64, processor="users", priority=10, routed_by="cli"
+    )
     assert ledger.get(file_id).state is FileState.RECEIVED
     assert ledger.open_count() == 1
     assert [e.id for e in ledger.recent(5)] == [file_id]
