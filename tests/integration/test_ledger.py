@@ -121,7 +121,7 @@ def test_retry_time_is_respected(ledger: Ledger) -> None:
         file_id, FileState.RECEIVED, FileState.PROCESSING, next_attempt_at=T0 + timedelta(seconds=30)
     )
     assert ledger.next_ready() is None
-    clock = ledger._now  # noqa: SLF001 - the injected clock
+    clock = ledger._now
     assert isinstance(clock, Clock)
     clock.now = T0 + timedelta(seconds=31)
     entry = ledger.next_ready()

@@ -13,7 +13,8 @@ from syncd.processors.registry import REGISTRY
 
 
 def spec(name: str, priority: int, sniff: set[str]) -> ProcessorSpec:
-    return ProcessorSpec(name=name, priority=priority, factory=REGISTRY["users"].factory, sniff=frozenset(sniff))
+    factory = REGISTRY["users"].factory
+    return ProcessorSpec(name=name, priority=priority, factory=factory, sniff=frozenset(sniff))
 
 
 FAKE_REGISTRY = {

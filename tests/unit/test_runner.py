@@ -165,7 +165,7 @@ def test_unprocessable_file_goes_to_failed(tmp_path: Path, content: bytes, messa
     failed = h.store.failed_dir / "20261122-101500_users.csv"
     assert failed.read_bytes() == content
     report = (h.store.failed_dir / "20261122-101500_users.csv.report.txt").read_text()
-    assert f"status:    failed: " in report and message in report
+    assert "status:    failed: " in report and message in report
     assert h.platform.users() == []
 
 

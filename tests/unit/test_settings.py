@@ -85,7 +85,7 @@ def test_bad_env_name_is_refused(tmp_path: Path) -> None:
 
 def test_broken_toml_is_one_line(tmp_path: Path) -> None:
     """A TOML syntax error names the file."""
-    with pytest.raises(ConfigError, match="config file .*syncd.toml"):
+    with pytest.raises(ConfigError, match=r"config file .*syncd\.toml"):
         load_settings(write(tmp_path, "[intake\n"), env={})
 
 
