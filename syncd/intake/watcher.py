@@ -218,8 +218,8 @@ class _Handler(FileSystemEventHandler):
         self._watcher = watcher
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        bind_contextvars(component="intake")  # context vars do not flow into threads
-        self._watcher._on_event(event)
+        with bound_contextvars(component="intake"):  # context vars do not flow into threads
+            self._watcher._on_event(event)
 
 
 class _Scanner:

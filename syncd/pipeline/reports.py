@@ -148,14 +148,18 @@ def write_tryback(
     """Write the header and every failed record, byte for byte as received."""
 
     def chunks() -> Iterator[bytes]:
-        yield header.raw
+        last = header.raw
+        yield last
         wanted = iter(failed)
         target = next(wanted, None)
         for record in csv.records():
             if target is None:
                 return
             if record.index == target:
-                yield record.raw
+                if not last.endswith(b"\n"):
+                    yield b"\n"  # a cut record (over max_record_bytes) must not run into the next
+                last = record.raw
+                yield last
                 target = next(wanted, None)
 
     write_private(dest, chunks())

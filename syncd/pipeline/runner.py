@@ -187,7 +187,11 @@ class Runner:
             csv = CsvFile(self._source(entry), csv_options(self._settings, entry.options))
         except ConfigError as exc:
             raise RejectFile(f"{entry.name}: {exc}") from exc
-        sha256 = csv.check()
+        try:
+            sha256 = csv.check()
+            header = csv.header()
+        except RejectFile as exc:
+            raise RejectFile(f"{entry.name}: {exc}") from exc
         if entry.sha256 and sha256 != entry.sha256:
             with self._platform.transaction() as tx:
                 applied = tx.load_checkpoint(entry.id)
@@ -195,7 +199,6 @@ class Runner:
                 raise RejectFile(f"{entry.name}: the file changed after rows were applied")
             log.warning("file_changed", old_sha256=entry.sha256, sha256=sha256)
             self._ledger.update_fields(entry.id, FileState.PROCESSING, sha256=sha256)
-        header = csv.header()
         validate_header(header, processor.schema, entry.name)
         return Job(entry.id, csv, header, processor, self._settings.processing.batch_size)
 

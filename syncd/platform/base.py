@@ -102,9 +102,7 @@ class PlatformTx(Protocol):
         """The checkpoint saved for this ledger file, or None when it has not started."""
         ...
 
-    def save_checkpoint(
-        self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]
-    ) -> None:
+    def save_checkpoint(self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]) -> None:
         """Record progress and the results of the rows just applied, in this transaction."""
         ...
 

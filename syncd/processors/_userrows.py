@@ -243,7 +243,7 @@ class WorkingSet:
         idnumbers), the holders are first moved to placeholder keys, so that no write
         ever meets a unique constraint with a key on its way out.
         """
-        vacating: list[UserRecord] = []
+        vacating = self._vacating()
         if vacating:
             repo.update(vacating)
         if self._changed:

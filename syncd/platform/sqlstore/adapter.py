@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -71,36 +72,46 @@ class _SqlUsers:
         idnumbers: Collection[str] = (),
         emails: Collection[str] = (),
     ) -> list[UserRecord]:
-        """Every user matching any key: one query per key kind, one for the profiles."""
+        """Every user matching any key: one query per key kind, one for the profiles.
+
+        Idnumbers of users already found by username are not asked for again (they are
+        unique, so they cannot match anyone else); emails are, since they may repeat.
+        """
         found: dict[int, UserRecord] = {}
-        keys: list[tuple[ColumnElement[Any], Iterable[str]]] = [
-            (users.c.username, usernames),
-            (users.c.idnumber, idnumbers),
-            (func.lower(users.c.email), (e.lower() for e in emails)),
-        ]
-        for column, values in keys:
-            for chunk in _chunks(v for v in values if v):
-                query = select(*_USER_COLUMNS).where(column.in_(chunk))
-                for row in self._conn.execute(query):
-                    if row[0] not in found:
-                        found[row[0]] = UserRecord(**dict(zip(USER_FIELDS, row[1:], strict=True)))
-                        found[row[0]].id = row[0]
+        self._select(users.c.username, usernames, found)
+        known = {u.idnumber for u in found.values()}
+        self._select(users.c.idnumber, [i for i in idnumbers if i not in known], found)
+        self._select(func.lower(users.c.email), [e.lower() for e in emails], found)
         for chunk in _chunks(found):
             query = select(user_profile).where(user_profile.c.user_id.in_(chunk))
             for user_id, name, value in self._conn.execute(query):
                 found[user_id].profile[name] = value
         return list(found.values())
 
+    def _select(
+        self, column: ColumnElement[Any], values: Iterable[str], found: dict[int, UserRecord]
+    ) -> None:
+        for chunk in _chunks(v for v in values if v):
+            for row in self._conn.execute(select(*_USER_COLUMNS).where(column.in_(chunk))):
+                if row[0] not in found:
+                    record = UserRecord(**dict(zip(USER_FIELDS, row[1:], strict=True)))
+                    record.id = row[0]
+                    found[row[0]] = record
+
     def add(self, records: Sequence[UserRecord]) -> None:
-        """Insert new users with one executemany and set their ids, in order."""
+        """Insert new users with one executemany and set their ids.
+
+        Ids come back with their usernames (unique), not by position: SQLite cannot
+        batch an INSERT … RETURNING whose rows must come back in parameter order.
+        """
         if not records:
             return
         now = self._now()
-        params = [{**_columns(r), "created_at": now, "updated_at": now} for r in records]
-        stmt = insert(users).returning(users.c.id, sort_by_parameter_order=True)
-        ids = self._conn.execute(stmt, params).scalars().all()
-        for record, new_id in zip(records, ids, strict=True):
-            record.id = new_id
+        params = [_columns(r, created_at=now, updated_at=now) for r in records]
+        stmt = insert(users).returning(users.c.username, users.c.id)
+        ids: dict[str, int] = {name: id_ for name, id_ in self._conn.execute(stmt, params)}
+        for record in records:
+            record.id = ids[record.username]
         self._insert_profiles(records)
 
     def update(self, records: Sequence[UserRecord]) -> None:
@@ -110,16 +121,8 @@ class _SqlUsers:
         if any(r.id is None for r in records):
             raise ValueError("update() needs users that have an id; add() new ones")
         now = self._now()
-        stmt = (
-            update(users)
-            .where(users.c.id == bindparam("p_id"))
-            .values({name: bindparam(f"p_{name}") for name in (*USER_FIELDS, "updated_at")})
-        )
-        params = [
-            {"p_id": r.id, "p_updated_at": now, **{f"p_{k}": v for k, v in _columns(r).items()}}
-            for r in records
-        ]
-        self._conn.execute(stmt, params)
+        params = [dict(zip(_UPDATE_PARAMS, (*_row(r), now, r.id), strict=True)) for r in records]
+        self._conn.execute(_UPDATE_USER, params)
         for chunk in _chunks(r.id for r in records):
             self._conn.execute(delete(user_profile).where(user_profile.c.user_id.in_(chunk)))
         self._insert_profiles(records)
@@ -134,11 +137,28 @@ class _SqlUsers:
             self._conn.execute(insert(user_profile), rows)
 
 
-def _columns(record: UserRecord) -> dict[str, Any]:
-    values = {name: getattr(record, name) for name in USER_FIELDS}
-    values["idnumber"] = values["idnumber"] or None
-    values["email"] = values["email"] or None
+_row_values = attrgetter(*USER_FIELDS)
+_IDNUMBER = USER_FIELDS.index("idnumber")
+_EMAIL = USER_FIELDS.index("email")
+# Bind names must differ from column names in an UPDATE … SET.
+_UPDATE_PARAMS = (*(f"p_{name}" for name in USER_FIELDS), "p_updated_at", "p_id")
+_UPDATE_USER = (
+    update(users)
+    .where(users.c.id == bindparam("p_id"))
+    .values({name: bindparam(f"p_{name}") for name in (*USER_FIELDS, "updated_at")})
+)
+
+
+def _row(record: UserRecord) -> list[Any]:
+    """The column values of ``record`` in USER_FIELDS order; empty keys become NULL."""
+    values = list(_row_values(record))
+    values[_IDNUMBER] = values[_IDNUMBER] or None
+    values[_EMAIL] = values[_EMAIL] or None
     return values
+
+
+def _columns(record: UserRecord, **extra: Any) -> dict[str, Any]:
+    return {**dict(zip(USER_FIELDS, _row(record), strict=True)), **extra}
 
 
 class _SqlTx:
@@ -160,9 +180,7 @@ class _SqlTx:
         done = self._conn.execute(query).scalar_one_or_none()
         return None if done is None else Checkpoint(records_done=done)
 
-    def save_checkpoint(
-        self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]
-    ) -> None:
+    def save_checkpoint(self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]) -> None:
         """Upsert the checkpoint row and insert the results (executemany)."""
         values = {"records_done": checkpoint.records_done, "updated_at": self._now()}
         changed = self._conn.execute(
