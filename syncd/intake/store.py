@@ -178,7 +178,7 @@ class FileStore:
 
     def dated_name(self, directory: Path, name: str, when: datetime) -> Path:
         """``directory/YYYYmmdd-HHMMSS_<basename>``, with -2, -3… before the extension if taken."""
-        base = PurePosixPath(name.replace("\\", "/")).name
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
         if base in ("", ".", ".."):
             raise ValueError(f"cannot make a dated name from {name!r}: no file name in it")
         return _free_path(directory / f"{when:%Y%m%d-%H%M%S}_{base}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
+from writers import record_count
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -194,6 +195,35 @@ class Layout:
         where += ["failed"] * len(self.failed_copies(name))
         return where
 
+    def done_report(self, name: str, data: bytes) -> dict[str, Any]:
+        """Check that ``name`` was archived once, byte for byte, with one complete report.
+
+        Complete: a .txt and a .json twin, status done, one row per data record of the
+        file, each line once, counts adding up. Returns the JSON report.
+        """
+        archives = self.archived(name)
+        assert len(archives) == 1, f"{name!r}: expected one archived copy, found {archives}"
+        assert archives[0].read_bytes() == data, f"{archives[0]}: not the bytes that were dropped"
+        report = self.report_of(archives[0])
+        assert report["_path"].with_suffix(".txt").is_file(), f"no text report beside {report['_path']}"
+        rows = report["rows"]
+        assert report["status"] == "done", report.get("error")
+        assert len(rows) == record_count(data), f"{name!r}: report has {len(rows)} rows"
+        assert len({r["line"] for r in rows}) == len(rows), "a line is reported twice"
+        assert sum(report["counts"].values()) == len(rows)
+        assert self.places(name) == ["archives"], self.places(name)
+        return report
+
+    def assert_no_partial_reports(self) -> None:
+        """No report of an archived file has fewer (or more) rows than the file has records."""
+        for report in self.report_jsons():
+            archive = self.archives / report["_path"].name.removesuffix(".report.json")
+            if archive.is_file():
+                expected = record_count(archive.read_bytes())
+                assert len(report["rows"]) == expected, (
+                    f"{report['_path'].name}: {len(report['rows'])} rows, the file has {expected}"
+                )
+
     def private_problems(self) -> list[str]:
         """Folders under store/ that are not 0700 and files that are not 0600."""
         problems: list[str] = []
@@ -311,6 +341,14 @@ class Daemon:
             return value
 
         return wait_until(check, timeout, what, self.tail)
+
+    def assert_holds(self, predicate: Callable[[], object], seconds: float, what: str) -> None:
+        """Watch ``predicate`` for ``seconds`` (an observation window): it must stay true."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert predicate(), f"no longer true: {what}\n{self.tail()}"
+            time.sleep(POLL)
+        assert predicate(), f"no longer true: {what}\n{self.tail()}"
 
     def wait_event(self, name: str, timeout: float = DEFAULT_TIMEOUT, **match: object) -> Event:
         """The first event ``name`` matching ``match``, waiting for it if needed."""
