@@ -37,9 +37,7 @@ def check_cost(cost: int) -> int:
 def _scrypt(plain: str, salt: bytes, cost: int, r: int, p: int, dklen: int) -> bytes:
     n = 1 << cost
     maxmem = 2 * 128 * r * n * p + (1 << 20)  # scrypt needs 128·r·N·p bytes; leave headroom
-    return hashlib.scrypt(
-        plain.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen
-    )
+    return hashlib.scrypt(plain.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
 
 
 def _b64(data: bytes) -> str:

@@ -98,9 +98,7 @@ class FakeTx:
         """The saved checkpoint of this file, if any."""
         return self._state.checkpoints.get(file_id)
 
-    def save_checkpoint(
-        self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]
-    ) -> None:
+    def save_checkpoint(self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]) -> None:
         """Record progress and results."""
         self._state.checkpoints[file_id] = checkpoint
         saved = self._state.results.setdefault(file_id, {})

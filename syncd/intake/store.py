@@ -62,7 +62,7 @@ def _split_ext(name: str) -> tuple[str, str]:
     return name[:dot], name[dot:]
 
 
-def _free_path(path: Path) -> Path:
+def free_path(path: Path) -> Path:
     """``path`` if nothing is there, else the first free ``stem-N.ext`` (N = 2, 3, …)."""
     if not os.path.lexists(path):
         return path
@@ -161,7 +161,7 @@ class FileStore:
             raise ValueError(
                 f"refusing store path {str(rel)!r}: {rel.parts[0]!r} is a folder reserved by syncd"
             )
-        return _free_path(self.store_dir.joinpath(*rel.parts))
+        return free_path(self.store_dir.joinpath(*rel.parts))
 
     def move_in(self, src: Path, dest: Path) -> None:
         """Move ``src`` (in sync/) to ``dest`` (in store/) atomically; see :meth:`move_to`."""
@@ -181,7 +181,7 @@ class FileStore:
         base = name.replace("\\", "/").rsplit("/", 1)[-1]
         if base in ("", ".", ".."):
             raise ValueError(f"cannot make a dated name from {name!r}: no file name in it")
-        return _free_path(directory / f"{when:%Y%m%d-%H%M%S}_{base}")
+        return free_path(directory / f"{when:%Y%m%d-%H%M%S}_{base}")
 
     def write_private(self, path: Path, chunks: Iterable[bytes]) -> None:
         """Write ``path`` atomically (hidden temp, fsync, rename, fsync of the folder), 0600.

@@ -19,22 +19,20 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from syncd.domain import ConfigError
+from syncd.intake.candidates import CLOSED, DIRTY, GONE, SCANNED, Candidate, Candidates
+from syncd.intake.observer import ObserverKeeper, ObserverLike
 
-_CLOSED, _DIRTY = "closed", "dirty"  # candidate kinds (see the module docstring)
-_SCANNED = "scanned"  # a nomination that never changes a known candidate
-_GONE = "gone"
 _TICK = 0.2
-_MAX_BACKOFF = 60.0
 _KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"),
           (stat.S_ISCHR, "device"), (stat.S_ISBLK, "device"))
 
@@ -42,9 +40,6 @@ _KINDS = ((stat.S_ISLNK, "symlink"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "s
 def _log() -> Any:
     return structlog.get_logger(__name__)
 
-
-def _backoff(failures: int) -> float:
-    return min(_MAX_BACKOFF, 2.0 ** (failures - 1))
 
 
 def _kind_of(mode: int) -> str:
@@ -99,118 +94,6 @@ def _marker_target(rel: PurePosixPath, options: IntakeOptions) -> PurePosixPath 
     return None
 
 
-class _Alive(Protocol):
-    def is_alive(self) -> bool: ...
-
-
-class ObserverLike(Protocol):
-    """What the watcher uses of a watchdog observer (tests pass a fake)."""
-
-    @property
-    def emitters(self) -> Collection[_Alive]: ...
-    def schedule(
-        self, event_handler: FileSystemEventHandler, path: str, *, recursive: bool = ...
-    ) -> object: ...
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def join(self, timeout: float | None = None) -> None: ...
-    def is_alive(self) -> bool: ...
-
-
-@dataclass(slots=True)
-class _Candidate:
-    path: Path
-    kind: str
-    seq: int  # arrival order
-    epoch: int = 0  # bumped by every event: a judgement holds only for its epoch
-    sig: tuple[int, int] | None = None  # (size, mtime_ns) last observed
-    since: float = 0.0  # clock() when `sig` was first observed
-    failures: int = 0
-    retry_at: float = 0.0
-
-
-class _Candidates:
-    """The nominated files; written by the observer thread, judged by the intake thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._table: dict[Path, _Candidate] = {}
-        self._dirs: set[Path] = set()
-        self._warned: set[tuple[str, Path]] = set()
-        self._seq = 0
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._table)
-
-    def note(self, path: Path, kind: str) -> None:
-        with self._lock:
-            cand = self._table.get(path)
-            if kind == _GONE:
-                self._table.pop(path, None)
-            elif cand is None:
-                self._seq += 1
-                start = _CLOSED if kind == _CLOSED else _DIRTY
-                self._table[path] = _Candidate(path, start, self._seq)
-            elif kind != _SCANNED:  # a new event: new kind, and the stability timer restarts
-                cand.kind, cand.sig, cand.epoch = kind, None, cand.epoch + 1
-
-    def snapshot(self, now: float) -> list[tuple[_Candidate, int]]:
-        """The candidates not waiting for a retry, in arrival order, with their epochs."""
-        with self._lock:
-            todo = sorted(self._table.values(), key=lambda c: c.seq)
-            return [(c, c.epoch) for c in todo if c.retry_at <= now]
-
-    def observe(self, cand: _Candidate, epoch: int, sig: tuple[int, int], now: float) -> float:
-        """Record an observation; how long ``sig`` has been seen unchanged (-1: it just changed)."""
-        with self._lock:
-            if cand.epoch != epoch:
-                return -1.0
-            if sig != cand.sig:
-                cand.sig, cand.since = sig, now
-                return -1.0
-            return now - cand.since
-
-    def forget(self, cand: _Candidate, epoch: int) -> None:
-        """Drop ``cand`` unless an event came for it since it was judged at ``epoch``."""
-        with self._lock:
-            if self._table.get(cand.path) is cand and cand.epoch == epoch:
-                del self._table[cand.path]
-
-    def forget_under(self, folder: Path) -> None:
-        with self._lock:
-            for path in [p for p in self._table if p.is_relative_to(folder)]:
-                del self._table[path]
-
-    def failed(self, cand: _Candidate, now: float) -> float:
-        """Count a failed hand-over; the delay before the next try."""
-        with self._lock:
-            cand.failures += 1
-            cand.retry_at = now + _backoff(cand.failures)
-            return cand.retry_at - now
-
-    def add_dir(self, folder: Path) -> None:
-        with self._lock:
-            self._dirs.add(folder)
-
-    def take_dirs(self) -> list[Path]:
-        with self._lock:
-            dirs, self._dirs = self._dirs, set()
-        return sorted(dirs)
-
-    def first_time(self, key: tuple[str, Path]) -> bool:
-        """True the first time ``key`` (event, path) is warned about."""
-        with self._lock:
-            new = key not in self._warned
-            self._warned.add(key)
-            return new
-
-    def keep_warned(self, keys: set[tuple[str, Path]]) -> None:
-        """Forget the warnings about problems a full scan no longer sees."""
-        with self._lock:
-            self._warned &= keys
-
-
 class _Handler(FileSystemEventHandler):
     """Runs in the observer thread: forwards events, does no I/O."""
 
@@ -225,7 +108,7 @@ class _Handler(FileSystemEventHandler):
 class _Scanner:
     """Walks sync/ (never following symlinks) and nominates what it finds."""
 
-    def __init__(self, sync_dir: Path, options: IntakeOptions, cands: _Candidates) -> None:
+    def __init__(self, sync_dir: Path, options: IntakeOptions, cands: Candidates) -> None:
         self.root, self._opts, self._cands = sync_dir, options, cands
 
     def rel(self, path: Path) -> PurePosixPath | None:
@@ -269,7 +152,7 @@ class _Scanner:
                 except OSError as exc:
                     self._problem(problems, "file_unreadable", Path(entry.path), error=str(exc))
         for _, path in sorted(found):
-            self._cands.note(path, _SCANNED)
+            self._cands.note(path, SCANNED)
         if full:
             self._cands.keep_warned(problems)
 
@@ -302,70 +185,6 @@ class _Scanner:
         self.warn_once(event, path, **context)
 
 
-class _ObserverKeeper:
-    """Owns the watchdog observer: starts it, tells whether it lives, replaces a dead one."""
-
-    def __init__(
-        self, factory: Callable[[], ObserverLike], handler: _Handler, path: Path,
-        clock: Callable[[], float],
-    ) -> None:
-        self._factory, self._handler, self._path, self._clock = factory, handler, path, clock
-        self._lock = threading.Lock()
-        self._observer: ObserverLike | None = None
-        self._closed = False
-        self._failures, self._retry_at = 0, 0.0
-
-    def start(self) -> None:
-        """Create, schedule and start a fresh observer."""
-        with self._lock:
-            self._closed = False
-            self._start()
-
-    def _start(self) -> None:
-        observer = self._factory()
-        observer.schedule(self._handler, str(self._path), recursive=True)
-        observer.start()
-        self._observer = observer
-
-    def alive(self) -> bool:
-        """Tell whether the observer and all its emitter threads run."""
-        observer = self._observer
-        if observer is None:
-            return False
-        return observer.is_alive() and all(e.is_alive() for e in observer.emitters)
-
-    def revive(self) -> bool:
-        """Replace a dead observer (with backoff when that fails); True if it was replaced."""
-        with self._lock:
-            old = self._observer
-            if old is None or self._closed or self.alive() or self._clock() < self._retry_at:
-                return False
-            try:
-                old.stop()
-            except Exception as exc:
-                _log().debug("observer_stop_failed", error=str(exc))
-            try:
-                self._start()
-            except Exception as exc:
-                self._failures += 1
-                self._retry_at = self._clock() + _backoff(self._failures)
-                _log().error(
-                    "observer_restart_failed", error=str(exc), retry_in=_backoff(self._failures)
-                )
-                return False
-            self._failures = 0
-        _log().warning("observer_restarted", path=str(self._path))
-        return True
-
-    def stop(self, deadline: float) -> None:
-        """Stop the observer for good and wait for it until ``deadline`` (time.monotonic)."""
-        with self._lock:
-            observer, self._observer, self._closed = self._observer, None, True
-        if observer is not None:
-            observer.stop()
-            observer.join(max(0.0, deadline - time.monotonic()))
-
-
 class Watcher:
     """Watches sync/ and calls ``on_complete(path)`` for each complete file, in arrival order."""
 
@@ -384,12 +203,12 @@ class Watcher:
         self._opts = options
         self._on_complete = on_complete
         self._clock, self._wall = clock, wall
-        self._closed_kind = _DIRTY if options.mode == "polling" else _CLOSED
-        self._cands = _Candidates()
+        self._closed_kind = DIRTY if options.mode == "polling" else CLOSED
+        self._cands = Candidates()
         self._scanner = _Scanner(self._sync, options, self._cands)
         self._handler = _Handler(self)
         factory = observer_factory or self._default_observer
-        self._observer = _ObserverKeeper(factory, self._handler, self._sync, clock)
+        self._observer = ObserverKeeper(factory, self._handler, self._sync, clock)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._beat = 0.0
@@ -407,7 +226,8 @@ class Watcher:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the observer and the intake thread (a hand-over under way finishes first)."""
+        """Stop the observer and the intake thread, waiting up to ``timeout`` seconds for both
+        (a hand-over under way is not interrupted)."""
         deadline = time.monotonic() + timeout
         self._stopping.set()
         try:
@@ -460,7 +280,7 @@ class Watcher:
         except Exception as exc:
             _log().error("intake_step_failed", error=str(exc), error_type=type(exc).__name__)
 
-    def _ready(self) -> list[tuple[_Candidate, int]]:
+    def _ready(self) -> list[tuple[Candidate, int]]:
         """The complete candidates, in arrival order, with the epoch they were judged at."""
         now = self._clock()
         ready = []
@@ -481,7 +301,7 @@ class Watcher:
                 ready.append((cand, epoch))
         return ready
 
-    def _complete(self, cand: _Candidate, epoch: int, st: os.stat_result, now: float) -> bool:
+    def _complete(self, cand: Candidate, epoch: int, st: os.stat_result, now: float) -> bool:
         stable = self._cands.observe(cand, epoch, (st.st_size, st.st_mtime_ns), now)
         if stable < self._opts.settle:
             return False
@@ -490,12 +310,12 @@ class Watcher:
                 return stat.S_ISREG(os.lstat(self._marker_of(cand.path)).st_mode)
             except OSError:
                 return False
-        if cand.kind == _CLOSED:
+        if cand.kind == CLOSED:
             return True
         age = self._wall() - st.st_mtime_ns / 1e9
         return age >= self._opts.scan_settle or stable >= self._opts.scan_settle
 
-    def _hand_over(self, cand: _Candidate, epoch: int) -> None:
+    def _hand_over(self, cand: Candidate, epoch: int) -> None:
         try:
             self._on_complete(cand.path)
         except Exception as exc:
@@ -526,12 +346,12 @@ class Watcher:
             if rel is not None and not self._scanner.dir_ignored(rel):
                 self._cands.add_dir(Path(new_dir))  # files moved in with it bring no events
         elif kind in ("created", "modified"):
-            self._nominate(src, _DIRTY)
+            self._nominate(src, DIRTY)
         elif kind == "closed":
             self._nominate(src, self._closed_kind)
         elif kind in ("deleted", "moved"):
             if src:
-                self._nominate(src, _GONE)
+                self._nominate(src, GONE)
             if dest:  # the rename into place is the arrival
                 self._nominate(dest, self._closed_kind)
 
@@ -541,10 +361,10 @@ class Watcher:
         reason = ignore_reason(rel, self._opts) if rel is not None else "outside"
         if reason is None:
             self._cands.note(path, kind)
-        elif reason == "done marker" and kind != _GONE and rel is not None:
+        elif reason == "done marker" and kind != GONE and rel is not None:
             target = _marker_target(rel, self._opts)
             if target is not None and ignore_reason(target, self._opts) is None:
-                self._cands.note(self._sync.joinpath(*target.parts), _SCANNED)
+                self._cands.note(self._sync.joinpath(*target.parts), SCANNED)
 
     def _marker_of(self, path: Path) -> Path:
         return path.with_name(path.name + self._opts.done_suffix)

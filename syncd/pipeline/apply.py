@@ -94,6 +94,8 @@ class BatchApplier:
                 raise RetryLater(f"database unavailable: {exc.orig}") from exc
             self._isolate(job, batch, done, tx, exc)  # e.g. a constraint a processor missed
             return
+        except RetryLater:
+            raise
         except Exception as exc:  # a processor bug must cost one row, not the file
             self._isolate(job, batch, done, tx, exc)
             return

@@ -23,7 +23,7 @@ from structlog.contextvars import bound_contextvars
 from syncd.csvfile import CsvFile, CsvOptions, validate_header
 from syncd.domain import ConfigError, FileState, RejectFile, RetryLater
 from syncd.intake.ledger import FileEntry, Ledger, process_owner
-from syncd.intake.store import FileStore
+from syncd.intake.store import FileStore, free_path
 from syncd.pipeline.apply import BatchApplier, Job
 from syncd.pipeline.reports import ReportInfo, ReportSummary, tryback_name, write_report, write_tryback
 from syncd.platform.base import Platform
@@ -44,16 +44,6 @@ class RunOutcome:
     summary: ReportSummary | None
     report: Path | None
     error: str | None = None
-
-
-def free_path(path: Path) -> Path:
-    """``path``, or ``stem-2.ext``, ``stem-3.ext``… whichever does not exist yet."""
-    n = 2
-    candidate = path
-    while candidate.exists():
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        n += 1
-    return candidate
 
 
 def csv_options(settings: Settings, options: Mapping[str, Any]) -> CsvOptions:

@@ -11,7 +11,6 @@ writes them back in one ``update`` and one ``add``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ MAX_USERNAME = 100
 
 _USERNAME = re.compile(r"[a-z0-9_.@-]+")
 _COUNTRY = re.compile(r"[A-Za-z]{2}")
+_EMAIL = re.compile(r"[^@\s]+@([^@\s]+)")
 
 #: Optional columns copied onto the user record after trimming.
 PLAIN_TEXT = (
@@ -97,15 +97,17 @@ def normalise_username(value: str, column: str = "username") -> str:
 
 def valid_email(value: str) -> bool:
     """One '@', a non-empty local part, a dotted domain, no whitespace."""
-    if value.count("@") != 1 or any(c.isspace() for c in value):
-        return False
-    local, domain = value.split("@")
-    return bool(local) and "." in domain.strip(".")
+    match = _EMAIL.fullmatch(value)
+    return match is not None and "." in match.group(1).strip(".")
+
+
+def _too_long(column: str, value: str) -> RowError:
+    return RowError(f"{column}: value longer than {MAX_TEXT} characters {value[:40]!r}…")
 
 
 def _short(column: str, value: str) -> str:
     if len(value) > MAX_TEXT:
-        raise RowError(f"{column}: value longer than {MAX_TEXT} characters {value[:40]!r}…")
+        raise _too_long(column, value)
     return value
 
 
@@ -137,8 +139,10 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "lang": lambda v: _short("lang", v.lower()),
     "description": lambda v: v,
     "suspended": _bool("suspended"),
-    **{name: functools.partial(_short, name) for name in PLAIN_TEXT},
 }
+_NAMES = frozenset({"firstname", "lastname"})
+#: short text columns stored as they are (the hot path: no call per value)
+_PLAIN = frozenset(PLAIN_TEXT) | _NAMES
 
 
 def parse_row(row: Row, identity: str) -> UserChange:
@@ -146,15 +150,20 @@ def parse_row(row: Row, identity: str) -> UserChange:
     values = row.values
     change = UserChange(line=row.line, username=normalise_username(values["username"]))
     change.deleted = _deleted(values.get("deleted", "").strip())
+    fields = change.fields
     for column, raw in values.items():
         value = raw.strip()
-        convert = _CONVERTERS.get(column)
-        if convert is not None:
-            change.fields[column] = convert(value)
+        if column in _PLAIN:
+            if len(value) > MAX_TEXT:
+                raise _too_long(column, value)
+            if value or column not in _NAMES:
+                fields[column] = value
+            elif not change.deleted:  # a deletion row needs no names
+                raise RowError(f"{column}: empty value; a user must have a {column}")
+        elif (convert := _CONVERTERS.get(column)) is not None:
+            fields[column] = convert(value)
         elif column.startswith(PROFILE_PREFIX):
             change.profile[column.removeprefix(PROFILE_PREFIX)] = value or None
-        elif column in ("firstname", "lastname"):
-            _names(change, column, value)
         elif column == "idnumber":
             _idnumber(change, value, identity)
         elif column == "oldusername" and value:
@@ -165,13 +174,6 @@ def parse_row(row: Row, identity: str) -> UserChange:
     if identity == "email" and change.email is None:
         raise RowError(f"email: empty value {values.get('email', '')!r}; identity is email")
     return change
-
-
-def _names(change: UserChange, column: str, value: str) -> None:
-    if value:
-        change.fields[column] = _short(column, value)
-    elif not change.deleted:  # a deletion row needs no names
-        raise RowError(f"{column}: empty value; a user must have a {column}")
 
 
 def _idnumber(change: UserChange, value: str, identity: str) -> None:
@@ -252,20 +254,18 @@ class WorkingSet:
             repo.add(self._new)
 
     def _vacating(self) -> list[UserRecord]:
+        """Placeholder copies of changed users whose stored key another existing user now takes."""
         placeholders: list[UserRecord] = []
         for user_id, user in self._changed.items():
             old_name, old_idnumber = self._loaded[user_id]
-            name_holder = self.by_username.get(old_name)
-            idnumber_holder = self.by_idnumber.get(old_idnumber) if old_idnumber else None
-            if any(
-                h is not None and h is not user and h.id is not None
-                for h in (name_holder, idnumber_holder)
-            ):
-                placeholders.append(
-                    dataclasses.replace(
-                        user, username=f"#{user_id}#", idnumber=None, profile=dict(user.profile)
-                    )
-                )
+            holders = (
+                self.by_username.get(old_name) if old_name != user.username else None,
+                self.by_idnumber.get(old_idnumber) if old_idnumber not in (None, user.idnumber) else None,
+            )
+            if any(h is not None and h.id is not None for h in holders):
+                placeholder = dataclasses.replace(user, username=f"#{user_id}#", idnumber=None)
+                placeholder.profile = dict(user.profile)
+                placeholders.append(placeholder)
         return placeholders
 
     def _index(self, user: UserRecord) -> None:

@@ -31,6 +31,8 @@ from syncd.processors._userrows import (
 from syncd.processors.base import ProcessorSpec, Row, RunContext
 
 _NAMES = frozenset({"firstname", "lastname"})
+#: Memory the parallel password hashing of a batch may use (cost 14: 16 MiB per hash).
+_KDF_MEMORY = 512 * 1024 * 1024
 
 
 class _Passwords:
@@ -50,11 +52,11 @@ class _Passwords:
         """Run ``(row index, plain, current hash)`` jobs in parallel when there are several."""
         if len(jobs) < 2:
             return
-        workers = min(len(jobs), os.cpu_count() or 1)
+        # scrypt takes 128·r·N bytes per hash: stay within a memory budget at high costs.
+        per_hash = 128 * 8 * (1 << self._cost)
+        workers = max(1, min(len(jobs), os.cpu_count() or 1, _KDF_MEMORY // per_hash))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kdf") as pool:
-            for (index, _plain, current), (ok, hashed) in zip(
-                jobs, pool.map(self._work, jobs), strict=True
-            ):
+            for (index, _plain, current), (ok, hashed) in zip(jobs, pool.map(self._work, jobs), strict=True):
                 if current is not None:
                     self._verified[(index, current)] = ok
                 if hashed is not None:
@@ -79,9 +81,7 @@ class _Passwords:
 class UsersProcessor:
     """Applies users rows (implements Processor)."""
 
-    def __init__(
-        self, *, identity: str, mode: str, update_password: bool, password_cost: int
-    ) -> None:
+    def __init__(self, *, identity: str, mode: str, update_password: bool, password_cost: int) -> None:
         self.identity = identity
         self.mode = mode
         self.update_password = update_password
@@ -185,9 +185,7 @@ class UsersProcessor:
             return user if user is not None and user.idnumber is None else None
         return users.by_username.get(change.username)
 
-    def _create(
-        self, index: int, change: UserChange, users: WorkingSet, passwords: _Passwords
-    ) -> RowResult:
+    def _create(self, index: int, change: UserChange, users: WorkingSet, passwords: _Passwords) -> RowResult:
         for column in ("firstname", "lastname"):
             if not change.fields.get(column):
                 raise RowError(f"{column}: required to create a user")
@@ -199,7 +197,7 @@ class UsersProcessor:
         elif not change.nopass:
             user.password_hash = passwords.hash(index, change.password)
         users.add(user)
-        return RowResult(Outcome.CREATED)
+        return RowResult(Outcome.CREATED, f"user {user.username!r}")
 
     def _update(
         self,
@@ -225,9 +223,9 @@ class UsersProcessor:
         profile, touched = _merge_profile(user.profile, change.profile)
         names += touched
         if not names:
-            return RowResult(Outcome.UNCHANGED)
+            return RowResult(Outcome.UNCHANGED, f"user {user.username!r}")
         users.change(user, values, profile)
-        return RowResult(Outcome.UPDATED, ", ".join(names))
+        return RowResult(Outcome.UPDATED, f"user {change.username!r}: {', '.join(names)}")
 
     @staticmethod
     def _password_values(
@@ -254,18 +252,16 @@ class UsersProcessor:
 
 def _delete(user: UserRecord, users: WorkingSet) -> RowResult:
     if user.deleted:
-        return RowResult(Outcome.UNCHANGED, "already deleted")
+        return RowResult(Outcome.UNCHANGED, f"user {user.username!r}: already deleted")
     users.change(user, {"deleted": True}, user.profile)
-    return RowResult(Outcome.DELETED)
+    return RowResult(Outcome.DELETED, f"user {user.username!r}")
 
 
 def _check_keys(change: UserChange, user: UserRecord | None, users: WorkingSet) -> None:
     """Refuse a username or idnumber that belongs to another user than ``user``."""
     owner = users.by_username.get(change.username)
     if owner is not None and owner is not user:
-        raise RowError(
-            f"username: {change.username!r} already belongs to another user ({_who(owner)})"
-        )
+        raise RowError(f"username: {change.username!r} already belongs to another user ({_who(owner)})")
     idnumber = change.fields.get("idnumber")
     owner = users.by_idnumber.get(idnumber) if idnumber else None
     if owner is not None and owner is not user:
@@ -299,9 +295,7 @@ def _merge_profile(
 def _option(options: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     value = options.get(name, allowed[0])
     if value not in allowed:
-        raise ConfigError(
-            f"users: option {name} must be one of {', '.join(allowed)} (got {value!r})"
-        )
+        raise ConfigError(f"users: option {name} must be one of {', '.join(allowed)} (got {value!r})")
     return str(value)
 
 
@@ -314,9 +308,7 @@ def build(options: Mapping[str, Any], ctx: RunContext) -> UsersProcessor:
         except RowError as exc:
             raise ConfigError(f"users: option {exc}") from exc
     if not isinstance(update_password, bool):
-        raise ConfigError(
-            f"users: option update_password must be true or false (got {update_password!r})"
-        )
+        raise ConfigError(f"users: option update_password must be true or false (got {update_password!r})")
     try:
         cost = check_cost(ctx.password_cost)
     except ValueError as exc:

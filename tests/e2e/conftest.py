@@ -21,28 +21,21 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
-from writers import record_count
+
+from tests.e2e.writers import Sections, record_count, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 Event = dict[str, Any]
-Sections = Mapping[str, Mapping[str, object]]
 
 DEFAULT_TIMEOUT = 30.0
 POLL = 0.05
 RESERVED = ("archives", "reports", "tryback", "failed")
-
-#: the test configuration: short settle times, cheap password hashing, small batches
-BASE_CONFIG: dict[str, dict[str, object]] = {
-    "intake": {"settle": 0.5, "scan_settle": 3.0, "rescan_interval": 5.0},
-    "passwords": {"cost": 10},
-    "processing": {"batch_size": 200},
-}
 
 
 def syncd_env() -> dict[str, str]:
@@ -51,39 +44,6 @@ def syncd_env() -> dict[str, str]:
     env["SYNCD_LOG__FORMAT"] = "json"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-def write_config(path: Path, overrides: Sections | None = None) -> Path:
-    """Write a TOML config: :data:`BASE_CONFIG` with ``overrides`` merged per section."""
-    sections = {name: dict(values) for name, values in BASE_CONFIG.items()}
-    for name, values in (overrides or {}).items():
-        sections.setdefault(name, {}).update(values)
-    text = "".join(
-        f"[{name}]\n" + "".join(f"{key} = {_toml_value(v)}\n" for key, v in values.items()) + "\n"
-        for name, values in sections.items()
-    )
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str, tail: Callable[[], str]) -> T:
-    """Poll ``predicate`` every 50 ms until it returns a truthy value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tail()}")
-        time.sleep(POLL)
 
 
 def archive_pattern(name: str) -> re.Pattern[str]:
@@ -171,21 +131,21 @@ class Layout:
         path = folder / f"{final.name}.report.json"
         return {**json.loads(path.read_text(encoding="utf-8")), "_path": path}
 
-    def operator_files(self) -> list[Path]:
-        """Files in store/ outside the reserved folders (arrivals not finished, or unrouted)."""
+    @staticmethod
+    def _walk(root: Path, skip: tuple[str, ...] = ()) -> list[Path]:
         found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(self.store):
-            if Path(dirpath) == self.store:
-                dirnames[:] = [d for d in dirnames if d not in RESERVED]
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if Path(dirpath) != root or d not in skip]
             found += [Path(dirpath, f) for f in filenames]
         return sorted(found)
 
+    def operator_files(self) -> list[Path]:
+        """Files in store/ outside the reserved folders (arrivals not finished, or unrouted)."""
+        return self._walk(self.store, RESERVED)
+
     def sync_files(self) -> list[Path]:
         """Every entry left anywhere under sync/ (files, links, FIFOs)."""
-        found: list[Path] = []
-        for dirpath, _dirs, filenames in os.walk(self.sync):
-            found += [Path(dirpath, f) for f in filenames]
-        return sorted(found)
+        return self._walk(self.sync)
 
     def places(self, name: str) -> list[str]:
         """Where a file that arrived as ``name`` is: a list of sync/store/archives/failed."""
@@ -226,17 +186,12 @@ class Layout:
 
     def private_problems(self) -> list[str]:
         """Folders under store/ that are not 0700 and files that are not 0600."""
-        problems: list[str] = []
+        paths = [(self.store, 0o700)]
         for dirpath, dirnames, filenames in os.walk(self.store):
-            for d in (dirpath, *[os.path.join(dirpath, n) for n in dirnames]):
-                mode = stat.S_IMODE(os.lstat(d).st_mode)
-                if mode != 0o700:
-                    problems.append(f"{d}: {oct(mode)}")
-            for f in filenames:
-                mode = stat.S_IMODE(os.lstat(os.path.join(dirpath, f)).st_mode)
-                if mode != 0o600:
-                    problems.append(f"{os.path.join(dirpath, f)}: {oct(mode)}")
-        return sorted(set(problems))
+            paths += [(Path(dirpath, d), 0o700) for d in dirnames]
+            paths += [(Path(dirpath, f), 0o600) for f in filenames]
+        modes = [(p, stat.S_IMODE(p.lstat().st_mode), want) for p, want in paths]
+        return [f"{p}: {oct(mode)}" for p, mode, want in modes if mode != want]
 
 
 class Daemon:
@@ -289,18 +244,25 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = DEFAULT_TIMEOUT) -> int:
-        """SIGTERM, wait for the exit, return the exit code (killed after ``timeout``)."""
+        """SIGTERM, wait for the exit, return the exit code (killed, and failed, after ``timeout``)."""
         assert self.proc is not None, "the daemon was never started"
-        if self.proc.poll() is None:
+        if not self._terminate(timeout):
+            pytest.fail(f"syncd did not exit {timeout:.0f}s after SIGTERM\n{self.tail()}")
+        return self.proc.returncode
+
+    def _terminate(self, timeout: float) -> bool:
+        """SIGTERM and reap; SIGKILL after ``timeout``. False if it had to be killed."""
+        clean = True
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                pytest.fail(f"syncd did not exit {timeout:.0f}s after SIGTERM\n{self.tail()}")
+                clean = False
         self._join_reader()
-        return self.proc.returncode
+        return clean
 
     def kill9(self) -> None:
         """SIGKILL the process and reap it."""
@@ -325,22 +287,18 @@ class Daemon:
             and all(e.get(k) == v for k, v in match.items())
         ]
 
-    def lines(self) -> list[str]:
-        """Every stdout line so far, JSON or not."""
-        with self._lock:
-            return list(self._lines)
-
     def wait_for(self, predicate: Callable[[], T], timeout: float = DEFAULT_TIMEOUT,
                  what: str = "a condition") -> T:
         """Poll ``predicate`` until truthy; fail early if the daemon died, or at the deadline."""
 
-        def check() -> T:
-            value = predicate()
-            if not value and self.proc is not None and self.proc.poll() is not None:
-                pytest.fail(f"syncd exited ({self.proc.returncode}) while waiting for {what}\n{self.tail()}")
-            return value
-
-        return wait_until(check, timeout, what, self.tail)
+        deadline = time.monotonic() + timeout
+        while not (value := predicate()):
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(f"syncd exited ({self.proc.returncode}) waiting for {what}\n{self.tail()}")
+            if time.monotonic() >= deadline:
+                pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{self.tail()}")
+            time.sleep(POLL)
+        return value
 
     def assert_holds(self, predicate: Callable[[], object], seconds: float, what: str) -> None:
         """Watch ``predicate`` for ``seconds`` (an observation window): it must stay true."""
@@ -378,7 +336,9 @@ class Daemon:
 
     def tail(self, count: int = 60) -> str:
         """The last log lines and stderr, for failure messages."""
-        out = [f"--- {self.name}: last {count} stdout lines ---", *self.lines()[-count:]]
+        with self._lock:
+            lines = self._lines[-count:]
+        out = [f"--- {self.name}: last {count} stdout lines ---", *lines]
         for path in sorted(self.cwd.glob(f"{self.name}-*.stderr")):
             text = path.read_text(errors="replace").strip()
             if text:
@@ -387,14 +347,7 @@ class Daemon:
 
     def close(self) -> None:
         """Teardown: stop the process whatever state it is in."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._join_reader()
+        self._terminate(15)
 
 
 class StartDaemon(Protocol):

@@ -4,17 +4,27 @@ Every writer opens its file once and closes it at the end, with flush + fsync, s
 daemon sees real close-after-write and rename events. ``slow_write`` pauses between
 chunks like a stalled upload; ``write_then_rename`` uploads under a temporary name
 (``_name``, ``.name.tmp``, ``name.filepart``) and renames into place, as atomic-upload
-servers and WinSCP-style clients do.
+servers and WinSCP-style clients do. ``write_config`` writes the test's syncd.toml.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+
+Sections = Mapping[str, Mapping[str, object]]
+
+#: the test configuration: short settle times, cheap password hashing, small batches
+BASE_CONFIG: dict[str, dict[str, object]] = {
+    "intake": {"settle": 0.5, "scan_settle": 3.0, "rescan_interval": 5.0},
+    "passwords": {"cost": 10},
+    "processing": {"batch_size": 200},
+}
 
 USERS_HEADER = ("username", "firstname", "lastname", "email", "idnumber")
 
@@ -135,3 +145,24 @@ def write_with_done_marker(
     path = write_file(directory / name, data)
     marker = write_file(directory / (name + suffix), b"")
     return path, marker
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def write_config(path: Path, overrides: Sections | None = None) -> Path:
+    """Write a TOML config: :data:`BASE_CONFIG` with ``overrides`` merged per section."""
+    sections = {name: dict(values) for name, values in BASE_CONFIG.items()}
+    for name, values in (overrides or {}).items():
+        sections.setdefault(name, {}).update(values)
+    text = "".join(
+        f"[{name}]\n" + "".join(f"{key} = {_toml_value(v)}\n" for key, v in values.items()) + "\n"
+        for name, values in sections.items()
+    )
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -2,63 +2,28 @@
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, select, text
+from sqlalchemy import Engine, create_engine, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from syncd.domain import Outcome, RetryLater, RowResult
+from syncd.domain import Outcome, RowResult
 from syncd.platform.base import Checkpoint, SavedResult, UserRecord
 from syncd.platform.sqlstore import SqlPlatform, create_schema
 from syncd.platform.sqlstore import adapter as adapter_module
 from syncd.platform.sqlstore.schema import users as users_table
-from syncd.sqlutil import make_engine
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-BACKENDS = ["sqlite", "postgresql"]
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@contextmanager
-def database(backend: str, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if backend == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'platform.db'}")
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-        return
-    schema = f"syncd_test_{secrets.token_hex(6)}"
-    admin = create_engine(PG_URL, connect_args={"connect_timeout": 2})
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {exc.orig}")
-    engine = create_engine(PG_URL, connect_args={"connect_timeout": 2, "options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty database with the platform schema, on each backend."""
-    with database(request.param, tmp_path) as engine:
-        create_schema(engine)
-        yield engine
+@pytest.fixture
+def engine(db_engine: Engine) -> Engine:
+    """An empty database with the platform schema, on SQLite and on PostgreSQL."""
+    create_schema(db_engine)
+    return db_engine
 
 
 @pytest.fixture
@@ -259,27 +224,17 @@ def test_exception_rolls_back_and_propagates(platform: SqlPlatform) -> None:
         assert tx.users.find(usernames=["a"]) == []
 
 
-def test_locked_sqlite_database_is_retry_later(tmp_path: Path) -> None:
-    """A SQLite file locked by another writer raises RetryLater, not a crash."""
+def test_locked_sqlite_database_raises_operational_error(tmp_path: Path) -> None:
+    """A SQLite file locked by another writer raises OperationalError (the runner retries)."""
     path = tmp_path / "locked.db"
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
     create_schema(engine)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(RetryLater, match="locked"), SqlPlatform(engine).transaction() as tx:
+        platform = SqlPlatform(engine)
+        with pytest.raises(OperationalError, match="locked"), platform.transaction() as tx:
             tx.users.add([user("a")])
     finally:
         holder.close()
-        engine.dispose()
-
-
-def test_missing_schema_is_not_retry_later(tmp_path: Path) -> None:
-    """A database without the tables is a plain error: retrying would not help."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        platform = SqlPlatform(engine)
-        with pytest.raises(OperationalError, match="no such table"), platform.transaction() as tx:
-            tx.users.find(usernames=["a"])
-    finally:
         engine.dispose()

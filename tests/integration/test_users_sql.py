@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from syncd.domain import Outcome, RowResult
 from syncd.passwords import verify_password
@@ -15,17 +15,15 @@ from syncd.platform.base import Checkpoint, SavedResult, UserRecord
 from syncd.platform.sqlstore import SqlPlatform, create_schema
 from syncd.processors.base import Row, RunContext
 from syncd.processors.users import build
-from tests.integration.test_sqlstore import BACKENDS, database
 
 CTX = RunContext(timezone=UTC, now=lambda: datetime(2026, 1, 1, tzinfo=UTC), password_cost=10)
 
 
-@pytest.fixture(params=BACKENDS)
-def platform(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlPlatform]:
-    """A SQL platform on an empty database, on each backend."""
-    with database(request.param, tmp_path) as engine:
-        create_schema(engine)
-        yield SqlPlatform(engine)
+@pytest.fixture
+def platform(db_engine: Engine) -> SqlPlatform:
+    """A SQL platform on an empty database, on SQLite and on PostgreSQL."""
+    create_schema(db_engine)
+    return SqlPlatform(db_engine)
 
 
 def person(username: str, line: int = 2, **values: str) -> Row:
@@ -83,7 +81,7 @@ def test_swaps_and_chains_respect_unique_keys(platform: SqlPlatform) -> None:
     results = run(platform, rows)
     assert [r.outcome for r in results][:3] == [Outcome.UPDATED] * 3
     assert results[3] == RowResult(Outcome.ERROR, "username: 'c' already belongs to another user (id 3)")
-    assert results[4] == RowResult(Outcome.CREATED)
+    assert results[4] == RowResult(Outcome.CREATED, "user 'tmp'")
     found = load(platform, "a", "b", "c", "tmp")
     assert {name: u.idnumber for name, u in found.items()} == {
         "a": "E2",
@@ -104,7 +102,7 @@ def test_batches_of_a_large_file_then_updates(platform: SqlPlatform) -> None:
     changes = [person(f"U{i}", line=i, idnumber=f"E{i}", profile_field_n=str(i)) for i in range(1200)]
     with platform.transaction() as tx:
         results = processor.apply(changes, tx)
-    assert set(results) == {RowResult(Outcome.UPDATED, "profile_field_n")}
+    assert results == [RowResult(Outcome.UPDATED, f"user 'u{i}': profile_field_n") for i in range(1200)]
     found = load(platform, *(f"u{i}" for i in range(1200)))
     assert len(found) == 1200 and found["u77"].profile == {"n": "77"}
 
@@ -125,5 +123,5 @@ def test_revive_in_a_later_file(platform: SqlPlatform) -> None:
     """A user deleted by one file is revived by a later row without deleted=1."""
     run(platform, [person("a")])
     run(platform, [person("a", deleted="1")])
-    assert run(platform, [person("a")]) == [RowResult(Outcome.UPDATED, "revived")]
+    assert run(platform, [person("a")]) == [RowResult(Outcome.UPDATED, "user 'a': revived")]
     assert not load(platform, "a")["a"].deleted

@@ -136,14 +136,14 @@ def test_move_in_across_filesystems(store: FileStore) -> None:
 def test_move_in_across_filesystems_failure_keeps_source(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A copy that fails midway leaves the source in place and no temp file behind."""
+    """A copy that fails before its rename leaves the source in place and no temp file behind."""
     store._rename = no_exdev
     src = dropped(store, "users.csv")
 
-    def broken_copy(fin: object, fout: object, length: int = 0) -> None:
+    def no_space(tmp: Path, dest: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("syncd.intake.store.shutil.copyfileobj", broken_copy)
+    monkeypatch.setattr(store, "_publish", no_space)
     dest = store.store_dir / "users.csv"
     with pytest.raises(OSError, match="No space"):
         store.move_in(src, dest)

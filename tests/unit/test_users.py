@@ -53,10 +53,7 @@ def test_bad_identity_is_a_config_error() -> None:
     """An unknown identity names the option, the choices and the value."""
     with pytest.raises(ConfigError) as err:
         build({"identity": "x"}, CTX)
-    assert (
-        str(err.value)
-        == "users: option identity must be one of idnumber, username, email (got 'x')"
-    )
+    assert str(err.value) == "users: option identity must be one of idnumber, username, email (got 'x')"
 
 
 def test_bad_mode_and_update_password_are_config_errors() -> None:
@@ -102,9 +99,7 @@ def test_schema_requires_email_for_identity_email() -> None:
 
 def test_describe_lists_effective_options() -> None:
     """describe() is one line of the effective options, defaults included."""
-    assert (
-        build({}, CTX).describe() == "identity=idnumber mode=create_or_update update_password=yes"
-    )
+    assert build({}, CTX).describe() == "identity=idnumber mode=create_or_update update_password=yes"
     text = build({"identity": "email", "mode": "create_only", "update_password": False}, CTX)
     assert text.describe() == "identity=email mode=create_only update_password=no"
 
@@ -115,7 +110,7 @@ def test_describe_lists_effective_options() -> None:
 def test_create_stores_the_row(platform: FakePlatform) -> None:
     """A new user is created with its fields; username trimmed and lowercased."""
     row = person(" JDoe ", email="J.Doe@Example.org", city="Lyon", idnumber="E1")
-    assert run(platform, [row]) == [RowResult(Outcome.CREATED)]
+    assert run(platform, [row]) == [RowResult(Outcome.CREATED, "user 'jdoe'")]
     user = stored(platform, "jdoe")
     assert (user.firstname, user.lastname, user.city) == ("Ann", "Lee", "Lyon")
     assert (user.idnumber, user.email, user.auth) == ("E1", "J.Doe@Example.org", "manual")
@@ -180,7 +175,7 @@ def test_update_changes_only_present_columns(platform: FakePlatform) -> None:
     """Absent columns keep their value; the reason lists the changed fields."""
     run(platform, [person("a", city="Lyon", department="Math", idnumber="E1")])
     [result] = run(platform, [person("a", city="Nice", idnumber="E1", lastname="Lee")])
-    assert result == RowResult(Outcome.UPDATED, "city")
+    assert result == RowResult(Outcome.UPDATED, "user 'a': city")
     user = stored(platform, "a")
     assert (user.city, user.department) == ("Nice", "Math")
 
@@ -196,7 +191,7 @@ def test_empty_value_clears_a_present_column(platform: FakePlatform) -> None:
     """An empty value in a present column clears it (idnumber and email to None)."""
     run(platform, [person("a", city="Lyon", email="a@b.org", idnumber="E1")])
     [result] = run(platform, [person("a", city="", email="", idnumber="")], identity="username")
-    assert result == RowResult(Outcome.UPDATED, "city, email, idnumber")  # file column order
+    assert result == RowResult(Outcome.UPDATED, "user 'a': city, email, idnumber")  # file column order
     user = stored(platform, "a")
     assert (user.city, user.email, user.idnumber) == ("", None, None)
 
@@ -213,7 +208,7 @@ def test_update_only_may_omit_names(platform: FakePlatform) -> None:
     """In update_only mode a row may carry only username and the fields to change."""
     run(platform, [person("a")])
     [result] = run(platform, [Row(2, {"username": "a", "city": "Oslo"})], mode="update_only")
-    assert result == RowResult(Outcome.UPDATED, "city")
+    assert result == RowResult(Outcome.UPDATED, "user 'a': city")
     assert stored(platform, "a").firstname == "Ann"
 
 
@@ -237,7 +232,7 @@ def test_new_password_is_rehashed_and_never_reported(platform: FakePlatform) -> 
     """A different password is re-hashed; the reason names the field, not the value."""
     run(platform, [person("a")])
     [result] = run(platform, [person("a", password="n3w-Secret")])
-    assert result == RowResult(Outcome.UPDATED, "password")
+    assert result == RowResult(Outcome.UPDATED, "user 'a': password")
     user = stored(platform, "a")
     assert user.password_hash is not None and verify_password("n3w-Secret", user.password_hash)
     assert not user.password_to_generate and not user.must_change_password
@@ -246,7 +241,7 @@ def test_new_password_is_rehashed_and_never_reported(platform: FakePlatform) -> 
 def test_nopass_on_update_removes_the_password(platform: FakePlatform) -> None:
     """*NOPASS* on update drops the hash."""
     run(platform, [person("a", password="pw")])
-    assert run(platform, [person("a", password=NOPASS)]) == [RowResult(Outcome.UPDATED, "password")]
+    assert run(platform, [person("a", password=NOPASS)]) == [RowResult(Outcome.UPDATED, "user 'a': password")]
     assert stored(platform, "a").password_hash is None
 
 
@@ -286,7 +281,9 @@ def test_two_passwords_for_one_user_in_a_batch_keep_the_last(platform: FakePlatf
 def test_identity_idnumber_renames_by_idnumber(platform: FakePlatform) -> None:
     """identity=idnumber finds the user by idnumber, so a new username renames it."""
     run(platform, [person("old", idnumber="E1")])
-    assert run(platform, [person("new", idnumber="E1")]) == [RowResult(Outcome.UPDATED, "username")]
+    assert run(platform, [person("new", idnumber="E1")]) == [
+        RowResult(Outcome.UPDATED, "user 'new': username")
+    ]
     assert platform.user("old") is None
     assert stored(platform, "new").idnumber == "E1"
 
@@ -295,7 +292,7 @@ def test_identity_idnumber_falls_back_to_username(platform: FakePlatform) -> Non
     """An empty idnumber finds the user by username and keeps its idnumber."""
     run(platform, [person("a", idnumber="E1")])
     assert run(platform, [person("a", idnumber="", city="X")]) == [
-        RowResult(Outcome.UPDATED, "city")
+        RowResult(Outcome.UPDATED, "user 'a': city")
     ]
     assert stored(platform, "a").idnumber == "E1"
 
@@ -303,7 +300,7 @@ def test_identity_idnumber_falls_back_to_username(platform: FakePlatform) -> Non
 def test_user_without_idnumber_takes_its_first_one(platform: FakePlatform) -> None:
     """identity=idnumber: a user known only by username gets the row's idnumber."""
     run(platform, [person("a")])
-    assert run(platform, [person("a", idnumber="E9")]) == [RowResult(Outcome.UPDATED, "idnumber")]
+    assert run(platform, [person("a", idnumber="E9")]) == [RowResult(Outcome.UPDATED, "user 'a': idnumber")]
     assert stored(platform, "a").idnumber == "E9"
 
 
@@ -321,32 +318,28 @@ def test_rename_onto_a_taken_username_is_a_collision(platform: FakePlatform) -> 
     """identity=idnumber: renaming to a username another user has is an error."""
     run(platform, [person("a", idnumber="E1"), person("b", idnumber="E2")])
     [result] = run(platform, [person("b", idnumber="E1")])
-    assert result == RowResult(
-        Outcome.ERROR, "username: 'b' already belongs to another user (idnumber 'E2')"
-    )
+    assert result == RowResult(Outcome.ERROR, "username: 'b' already belongs to another user (idnumber 'E2')")
 
 
 def test_identity_username_refuses_an_idnumber_of_another_user(platform: FakePlatform) -> None:
     """identity=username: setting an idnumber another user holds is an error."""
     run(platform, [person("a", idnumber="E1"), person("b")])
     [result] = run(platform, [person("b", idnumber="E1")], identity="username")
-    assert result == RowResult(
-        Outcome.ERROR, "idnumber: 'E1' already belongs to another user (username 'a')"
-    )
+    assert result == RowResult(Outcome.ERROR, "idnumber: 'E1' already belongs to another user (username 'a')")
 
 
 def test_identity_username_changes_idnumber(platform: FakePlatform) -> None:
     """identity=username: the idnumber is an ordinary field."""
     run(platform, [person("a", idnumber="E1")])
     results = run(platform, [person("a", idnumber="E2")], identity="username")
-    assert results == [RowResult(Outcome.UPDATED, "idnumber")]
+    assert results == [RowResult(Outcome.UPDATED, "user 'a': idnumber")]
 
 
 def test_identity_email_matches_case_insensitively(platform: FakePlatform) -> None:
     """identity=email finds the user whatever the email's case, and may rename it."""
     run(platform, [person("a", email="Ann@Example.org")])
     results = run(platform, [person("ann", email="ann@example.ORG")], identity="email")
-    assert results == [RowResult(Outcome.UPDATED, "username, email")]
+    assert results == [RowResult(Outcome.UPDATED, "user 'ann': username, email")]
     assert stored(platform, "ann").email == "ann@example.ORG"
 
 
@@ -363,11 +356,19 @@ def test_identity_email_needs_an_email(platform: FakePlatform) -> None:
     assert result.outcome is Outcome.ERROR and result.reason.startswith("email: empty value")
 
 
+def test_collision_with_a_user_created_earlier_in_the_batch(platform: FakePlatform) -> None:
+    """A username taken by a row earlier in the same batch is a collision too."""
+    rows = [person("a", email="a@b.co"), person("a", email="other@b.co")]
+    results = run(platform, rows, identity="email")
+    assert results[1] == RowResult(
+        Outcome.ERROR, "username: 'a' already belongs to another user (created by an earlier row)"
+    )
+    assert [u.email for u in platform.users()] == ["a@b.co"]
+
+
 def test_identity_email_creates_when_unknown(platform: FakePlatform) -> None:
     """identity=email: an unknown email creates the user."""
-    assert outcomes(run(platform, [person("a", email="a@b.co")], identity="email")) == [
-        Outcome.CREATED
-    ]
+    assert outcomes(run(platform, [person("a", email="a@b.co")], identity="email")) == [Outcome.CREATED]
 
 
 # -- oldusername -------------------------------------------------------------------
@@ -377,7 +378,7 @@ def test_oldusername_renames(platform: FakePlatform) -> None:
     """oldusername finds the user to rename to username."""
     run(platform, [person("old", idnumber="E1")])
     results = run(platform, [person("new", oldusername="OLD", idnumber="E1")])
-    assert results == [RowResult(Outcome.UPDATED, "username")]
+    assert results == [RowResult(Outcome.UPDATED, "user 'new': username")]
     assert stored(platform, "new").idnumber == "E1" and platform.user("old") is None
 
 
@@ -411,7 +412,7 @@ def test_create_only_skips_existing(platform: FakePlatform) -> None:
     results = run(platform, [person("a", city="Nice"), person("b")], mode="create_only")
     assert results == [
         RowResult(Outcome.SKIPPED, "exists; mode create_only"),
-        RowResult(Outcome.CREATED),
+        RowResult(Outcome.CREATED, "user 'b'"),
     ]
     assert stored(platform, "a").city == "Lyon"
 
@@ -439,15 +440,13 @@ def test_deleting_twice_is_unchanged(platform: FakePlatform) -> None:
     run(platform, [person("a")])
     run(platform, [person("a", deleted="yes")])
     assert run(platform, [person("a", deleted="1")]) == [
-        RowResult(Outcome.UNCHANGED, "already deleted")
+        RowResult(Outcome.UNCHANGED, "user 'a': already deleted")
     ]
 
 
 def test_deleting_a_missing_user_is_skipped(platform: FakePlatform) -> None:
     """deleted=1 for an unknown user is skipped and creates nothing."""
-    assert run(platform, [person("a", deleted="1")]) == [
-        RowResult(Outcome.SKIPPED, "no such user to delete")
-    ]
+    assert run(platform, [person("a", deleted="1")]) == [RowResult(Outcome.SKIPPED, "no such user to delete")]
     assert platform.users() == []
 
 
@@ -463,7 +462,7 @@ def test_later_row_revives_a_deleted_user(platform: FakePlatform) -> None:
     run(platform, [person("a")])
     run(platform, [person("a", deleted="1")])
     [result] = run(platform, [person("a", city="Rome")])
-    assert result == RowResult(Outcome.UPDATED, "revived, city")
+    assert result == RowResult(Outcome.UPDATED, "user 'a': revived, city")
     assert not stored(platform, "a").deleted
 
 
@@ -471,7 +470,10 @@ def test_delete_then_revive_in_one_batch(platform: FakePlatform) -> None:
     """In one batch, deleted=1 then deleted=0 leaves the user alive."""
     run(platform, [person("a")])
     results = run(platform, [person("a", deleted="1"), person("a", deleted="0")])
-    assert results == [RowResult(Outcome.DELETED), RowResult(Outcome.UPDATED, "revived")]
+    assert results == [
+        RowResult(Outcome.DELETED, "user 'a'"),
+        RowResult(Outcome.UPDATED, "user 'a': revived"),
+    ]
     assert not stored(platform, "a").deleted
 
 
@@ -510,17 +512,13 @@ def test_country_is_uppercased_and_lang_lowercased(platform: FakePlatform) -> No
 def test_invalid_country_is_an_error(platform: FakePlatform) -> None:
     """A country that is not two letters names column and value."""
     [result] = run(platform, [person("a", country="FRA")])
-    assert result.outcome is Outcome.ERROR and result.reason.startswith(
-        "country: invalid country 'FRA'"
-    )
+    assert result.outcome is Outcome.ERROR and result.reason.startswith("country: invalid country 'FRA'")
 
 
 def test_overlong_text_is_an_error(platform: FakePlatform) -> None:
     """Short text columns are limited to 255 characters."""
     [result] = run(platform, [person("a", city="x" * 256)])
-    assert result.outcome is Outcome.ERROR and result.reason.startswith(
-        "city: value longer than 255"
-    )
+    assert result.outcome is Outcome.ERROR and result.reason.startswith("city: value longer than 255")
 
 
 def test_profile_fields_set_change_and_remove(platform: FakePlatform) -> None:
@@ -528,7 +526,7 @@ def test_profile_fields_set_change_and_remove(platform: FakePlatform) -> None:
     run(platform, [person("a", profile_field_team="red", profile_field_level="3")])
     assert stored(platform, "a").profile == {"team": "red", "level": "3"}
     [result] = run(platform, [person("a", profile_field_team="blue", profile_field_level="")])
-    assert result == RowResult(Outcome.UPDATED, "profile_field_team, profile_field_level")
+    assert result == RowResult(Outcome.UPDATED, "user 'a': profile_field_team, profile_field_level")
     assert stored(platform, "a").profile == {"team": "blue"}
 
 
@@ -544,7 +542,10 @@ def test_empty_profile_field_on_create_is_not_stored(platform: FakePlatform) -> 
 def test_create_then_update_in_one_batch(platform: FakePlatform) -> None:
     """A later row sees the user an earlier row of the same batch created."""
     results = run(platform, [person("a", city="Lyon"), person("a", city="Nice")])
-    assert results == [RowResult(Outcome.CREATED), RowResult(Outcome.UPDATED, "city")]
+    assert results == [
+        RowResult(Outcome.CREATED, "user 'a'"),
+        RowResult(Outcome.UPDATED, "user 'a': city"),
+    ]
     assert [u.city for u in platform.users()] == ["Nice"]
 
 
@@ -656,9 +657,7 @@ class CountingTx:
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:
         return self._tx.load_checkpoint(file_id)
 
-    def save_checkpoint(
-        self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]
-    ) -> None:
+    def save_checkpoint(self, file_id: int, checkpoint: Checkpoint, results: Sequence[SavedResult]) -> None:
         self._tx.save_checkpoint(file_id, checkpoint, results)
 
     def saved_results(self, file_id: int) -> Iterator[SavedResult]:
@@ -697,7 +696,12 @@ def test_existing_hash_is_checked_on_the_pool(platform: FakePlatform) -> None:
     before = {u.username: u.password_hash for u in platform.users()}
     rows = [person(f"u{i}", password=f"pw{i}" if i % 2 else "changed") for i in range(4)]
     results = run(platform, rows, identity="username")
-    assert [r.reason for r in results] == ["password", "", "password", ""]
+    assert [r.reason for r in results] == [
+        "user 'u0': password",
+        "user 'u1'",
+        "user 'u2': password",
+        "user 'u3'",
+    ]
     for user in platform.users():
         i = int(user.username[1:])
         assert user.password_hash is not None

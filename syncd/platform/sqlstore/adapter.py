@@ -1,8 +1,10 @@
 """The embedded SQL adapter of the platform port (SQLite or PostgreSQL, SQLAlchemy Core).
 
 Every repository call works on whole batches: one SELECT per key kind (IN lists of at most
-:data:`CHUNK` values), executemany for writes. A transaction is one connection and one
-database transaction; the runner saves the file checkpoint inside it, with the rows.
+:data:`CHUNK` values), one executemany per kind of write. Bulk writes hand plain tuples to
+the driver's executemany (SQLAlchemy's per-row parameter handling cost more than the
+database work). A transaction is one connection and one database transaction; the runner
+saves the file checkpoint inside it, with the rows.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    Column,
     ColumnElement,
     Connection,
     Engine,
+    String,
+    Table,
+    any_,
     bindparam,
     delete,
     func,
@@ -25,9 +32,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import OperationalError
 
-from syncd.domain import Outcome, RetryLater, RowResult
+from syncd.domain import Outcome, RowResult
 from syncd.platform.base import Checkpoint, PlatformTx, SavedResult, UserRecord
 from syncd.platform.sqlstore.schema import (
     syncd_checkpoint,
@@ -50,6 +56,18 @@ _USER_COLUMNS = [users.c.id, *(users.c[name] for name in USER_FIELDS)]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _among(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``column`` is one of the ``keys`` bound at execution (at most :data:`CHUNK` of them).
+
+    PostgreSQL gets ``column = ANY(:keys)``, one array parameter: psycopg prepares repeated
+    statements, and the generic plan of an IN list of 500 parameters planned while the table
+    was still small compares every row with every key (seconds per query at 100k users).
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("keys", type_=ARRAY(column.type)))
+    return column.in_(bindparam("keys", expanding=True))
 
 
 def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
@@ -81,10 +99,10 @@ class _SqlUsers:
         self._select(users.c.username, usernames, found)
         known = {u.idnumber for u in found.values()}
         self._select(users.c.idnumber, [i for i in idnumbers if i not in known], found)
-        self._select(func.lower(users.c.email), [e.lower() for e in emails], found)
+        self._select(func.lower(users.c.email, type_=String), [e.lower() for e in emails], found)
         for chunk in _chunks(found):
-            query = select(user_profile).where(user_profile.c.user_id.in_(chunk))
-            for user_id, name, value in self._conn.execute(query):
+            query = select(user_profile).where(_among(self._conn, user_profile.c.user_id))
+            for user_id, name, value in self._conn.execute(query, {"keys": chunk}):
                 found[user_id].profile[name] = value
         return list(found.values())
 
@@ -92,24 +110,30 @@ class _SqlUsers:
         self, column: ColumnElement[Any], values: Iterable[str], found: dict[int, UserRecord]
     ) -> None:
         for chunk in _chunks(v for v in values if v):
-            for row in self._conn.execute(select(*_USER_COLUMNS).where(column.in_(chunk))):
+            query = select(*_USER_COLUMNS).where(_among(self._conn, column))
+            for row in self._conn.execute(query, {"keys": chunk}):
                 if row[0] not in found:
                     record = UserRecord(**dict(zip(USER_FIELDS, row[1:], strict=True)))
                     record.id = row[0]
                     found[row[0]] = record
 
     def add(self, records: Sequence[UserRecord]) -> None:
-        """Insert new users with one executemany and set their ids.
+        """Insert new users with one executemany, then read their ids back by username.
 
-        Ids come back with their usernames (unique), not by position: SQLite cannot
-        batch an INSERT … RETURNING whose rows must come back in parameter order.
+        (SQLAlchemy's ordered INSERT … RETURNING runs one statement per row on SQLite.)
         """
         if not records:
             return
-        now = self._now()
-        params = [_columns(r, created_at=now, updated_at=now) for r in records]
-        stmt = insert(users).returning(users.c.username, users.c.id)
-        ids: dict[str, int] = {name: id_ for name, id_ in self._conn.execute(stmt, params)}
+        stamp = _bind(self._conn, users.c.created_at, self._now())
+        _executemany(
+            self._conn,
+            _insert_sql(self._conn, users, (*USER_FIELDS, "created_at", "updated_at")),
+            [(*_row(r), stamp, stamp) for r in records],
+        )
+        ids: dict[str, int] = {}
+        for chunk in _chunks(r.username for r in records):
+            query = select(users.c.username, users.c.id).where(_among(self._conn, users.c.username))
+            ids.update((name, id_) for name, id_ in self._conn.execute(query, {"keys": chunk}))
         for record in records:
             record.id = ids[record.username]
         self._insert_profiles(records)
@@ -120,33 +144,28 @@ class _SqlUsers:
             return
         if any(r.id is None for r in records):
             raise ValueError("update() needs users that have an id; add() new ones")
-        now = self._now()
-        params = [dict(zip(_UPDATE_PARAMS, (*_row(r), now, r.id), strict=True)) for r in records]
-        self._conn.execute(_UPDATE_USER, params)
+        stamp = _bind(self._conn, users.c.updated_at, self._now())
+        _executemany(
+            self._conn,
+            _update_sql(self._conn, users, (*USER_FIELDS, "updated_at"), "id"),
+            [(*_row(r), stamp, r.id) for r in records],
+        )
         for chunk in _chunks(r.id for r in records):
-            self._conn.execute(delete(user_profile).where(user_profile.c.user_id.in_(chunk)))
+            query = delete(user_profile).where(_among(self._conn, user_profile.c.user_id))
+            self._conn.execute(query, {"keys": chunk})
         self._insert_profiles(records)
 
     def _insert_profiles(self, records: Sequence[UserRecord]) -> None:
-        rows = [
-            {"user_id": r.id, "field": name, "value": value}
-            for r in records
-            for name, value in r.profile.items()
-        ]
-        if rows:
-            self._conn.execute(insert(user_profile), rows)
+        _executemany(
+            self._conn,
+            _insert_sql(self._conn, user_profile, ("user_id", "field", "value")),
+            [(r.id, name, value) for r in records for name, value in r.profile.items()],
+        )
 
 
 _row_values = attrgetter(*USER_FIELDS)
 _IDNUMBER = USER_FIELDS.index("idnumber")
 _EMAIL = USER_FIELDS.index("email")
-# Bind names must differ from column names in an UPDATE … SET.
-_UPDATE_PARAMS = (*(f"p_{name}" for name in USER_FIELDS), "p_updated_at", "p_id")
-_UPDATE_USER = (
-    update(users)
-    .where(users.c.id == bindparam("p_id"))
-    .values({name: bindparam(f"p_{name}") for name in (*USER_FIELDS, "updated_at")})
-)
 
 
 def _row(record: UserRecord) -> list[Any]:
@@ -157,8 +176,43 @@ def _row(record: UserRecord) -> list[Any]:
     return values
 
 
-def _columns(record: UserRecord, **extra: Any) -> dict[str, Any]:
-    return {**dict(zip(USER_FIELDS, _row(record), strict=True)), **extra}
+# Bulk writes: SQL text built from the table metadata, the driver's own placeholder, and
+# values of native DBAPI types (str, int, bool, None); datetimes go through the column
+# type's bind processor once per batch.
+
+
+def _placeholder(conn: Connection) -> str:
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise ValueError(f"unsupported DBAPI paramstyle {style!r}")
+
+
+def _insert_sql(conn: Connection, table: Table, columns: Sequence[str]) -> str:
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(c) for c in columns)
+    marks = ", ".join([_placeholder(conn)] * len(columns))
+    return f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
+
+
+def _update_sql(conn: Connection, table: Table, columns: Sequence[str], key: str) -> str:
+    quote = conn.dialect.identifier_preparer
+    mark = _placeholder(conn)
+    sets = ", ".join(f"{quote.quote(c)} = {mark}" for c in columns)
+    return f"UPDATE {quote.format_table(table)} SET {sets} WHERE {quote.quote(key)} = {mark}"
+
+
+def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql, rows)
+
+
+def _bind(conn: Connection, column: Column[Any], value: Any) -> Any:
+    """``value`` as the driver takes it for ``column`` (e.g. a datetime on SQLite)."""
+    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return value if process is None else process(value)
 
 
 class _SqlTx:
@@ -188,18 +242,11 @@ class _SqlTx:
         )
         if changed.rowcount == 0:
             self._conn.execute(insert(syncd_checkpoint).values(file_id=file_id, **values))
-        rows = [
-            {
-                "file_id": file_id,
-                "record": s.record,
-                "line": s.line,
-                "outcome": s.result.outcome.value,
-                "reason": s.result.reason,
-            }
-            for s in results
-        ]
-        if rows:
-            self._conn.execute(insert(syncd_row_result), rows)
+        _executemany(
+            self._conn,
+            _insert_sql(self._conn, syncd_row_result, ("file_id", "record", "line", "outcome", "reason")),
+            [(file_id, s.record, s.line, s.result.outcome.value, s.result.reason) for s in results],
+        )
 
     def saved_results(self, file_id: int) -> Iterator[SavedResult]:
         """Every saved result of this file in record order, read in pages (keyset)."""
@@ -225,16 +272,6 @@ class _SqlTx:
         self._conn.execute(delete(syncd_checkpoint).where(syncd_checkpoint.c.file_id == file_id))
 
 
-def _transient(exc: OperationalError) -> bool:
-    """A lost connection, a PostgreSQL operational error or a locked SQLite file."""
-    if exc.connection_invalidated:
-        return True
-    if type(exc.orig).__module__.startswith("sqlite3"):
-        text = str(exc.orig).lower()
-        return "locked" in text or "busy" in text
-    return True
-
-
 class SqlPlatform:
     """The embedded platform store on an engine built elsewhere (implements Platform).
 
@@ -249,25 +286,20 @@ class SqlPlatform:
     def transaction(self, *, rollback: bool = False) -> Iterator[PlatformTx]:
         """One connection and transaction: commit on normal exit unless ``rollback``.
 
-        A database that is locked or unreachable raises :class:`RetryLater`; other
-        database errors propagate unchanged.
+        Database errors propagate unchanged (SQLAlchemy's); the runner decides which
+        ones mean "retry later".
         """
-        try:
-            with self._engine.connect() as conn:
-                trans = conn.begin()
-                try:
-                    yield _SqlTx(conn, self._now)
-                except BaseException:
-                    trans.rollback()
-                    raise
-                if rollback:
-                    trans.rollback()
-                else:
-                    trans.commit()
-        except OperationalError as exc:
-            if _transient(exc):
-                raise RetryLater(f"platform database unavailable: {exc.orig}") from exc
-            raise
+        with self._engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                yield _SqlTx(conn, self._now)
+            except BaseException:
+                trans.rollback()
+                raise
+            if rollback:
+                trans.rollback()
+            else:
+                trans.commit()
 
     def close(self) -> None:
         """Release pooled connections."""

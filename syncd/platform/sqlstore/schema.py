@@ -2,7 +2,9 @@
 
 One :data:`metadata` holds every table; later file kinds (courses, enrolments, cohorts…)
 add theirs here. Times are UTC and set by the adapter, not by database defaults, so that
-tests can pass a clock in. Usernames are stored lowercased by the users processor.
+tests can pass a clock in. Usernames are stored lowercased by the users processor, which
+also keeps short text values within their VARCHAR(255) (PostgreSQL enforces it; SQLite
+does not).
 """
 
 from __future__ import annotations
