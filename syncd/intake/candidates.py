@@ -49,6 +49,11 @@ class Candidates:
         with self._lock:
             return len(self._table)
 
+    def paths(self) -> list[Path]:
+        """Every candidate path (a copy)."""
+        with self._lock:
+            return list(self._table)
+
     def note(self, path: Path, kind: str) -> None:
         with self._lock:
             cand = self._table.get(path)

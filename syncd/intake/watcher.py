@@ -249,6 +249,10 @@ class Watcher:
         """How many candidates were seen but not handed over yet (incl. retries, markerless)."""
         return len(self._cands)
 
+    def pending_paths(self) -> list[PurePosixPath]:
+        """The candidates not handed over yet, relative to sync/."""
+        return [PurePosixPath(p.relative_to(self._sync).as_posix()) for p in self._cands.paths()]
+
     def rescan(self) -> None:
         """Nominate every regular, non-ignored file below sync/ (symlinks never followed)."""
         self._scanner.scan(self._sync, full=True)

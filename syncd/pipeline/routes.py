@@ -98,6 +98,13 @@ class Router:
                 return Match(spec, {}, "sniffed")
         return None
 
+    def priority_by_name(self, rel: PurePosixPath) -> int | None:
+        """The priority of the processor a glob gives ``rel``; None when only sniffing could tell."""
+        for route in self._routes:
+            if route.matches(rel):
+                return self._registry[route.processor].priority
+        return None
+
     def sniff(self, path: Path) -> ProcessorSpec | None:
         """The processor whose sniffing columns the header holds (the most specific wins)."""
         try:

@@ -87,3 +87,11 @@ def test_default_routes_cover_spec_kinds() -> None:
     assert {"users", "user_delete", "courses", "course_delete", "course_check", "course_reset",
             "enrolments", "groups", "group_members", "cohorts", "cohort_courses",
             "user_pictures", "course_import", "course_backup"} <= kinds
+
+
+def test_priority_by_name_uses_globs_only(tmp_path: Path) -> None:
+    """The worker's gather rule asks the priority a pending upload's name gives; unknown = None."""
+    router = Router([], FAKE_REGISTRY)
+    assert router.priority_by_name(PurePosixPath("hr/users_1.csv")) == 10
+    assert router.priority_by_name(PurePosixPath("enrol.csv")) == 50
+    assert router.priority_by_name(PurePosixPath("staff.csv")) is None
