@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from syncd.domain import ConfigError
 from syncd.intake.ledger import Ledger
 from syncd.intake.store import FileStore
 from syncd.intake.watcher import IntakeOptions
+from syncd.jobs import Cleanup, PreselectedFile
 from syncd.pipeline.routes import Route, Router
 from syncd.pipeline.runner import RUNNER_OPTIONS, Runner, csv_options
 from syncd.platform.sqlstore import SqlPlatform, create_schema
 from syncd.processors.base import ProcessorSpec, RunContext
 from syncd.processors.registry import REGISTRY
-from syncd.settings import Settings
+from syncd.schedule import Job, JobAction, Scheduler, parse_cron
+from syncd.settings import JobSettings, Settings, zone
 from syncd.sqlutil import make_engine
 
 
@@ -84,6 +88,44 @@ def _check_options(where: str, spec: ProcessorSpec, options: Mapping[str, object
         spec.factory({k: v for k, v in options.items() if k not in RUNNER_OPTIONS}, ctx)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def job_triggers(settings: Settings) -> list[tuple[str, str, CronTrigger, JobSettings | None]]:
+    """(name, cron, trigger, job settings or None for cleanup) of every job, validated."""
+    default_tz = zone(settings.scheduler.timezone, "scheduler.timezone")
+    planned: list[tuple[str, str, CronTrigger, JobSettings | None]] = []
+    for i, spec in enumerate(settings.jobs):
+        where = f"job[{i}]"
+        if spec.processor not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY))
+            raise ConfigError(f"{where}.processor: unknown processor '{spec.processor}' (known: {known})")
+        rel = PurePosixPath(spec.file)
+        if rel.is_absolute() or ".." in rel.parts or rel.parts[0] in FileStore.RESERVED:
+            raise ConfigError(f"{where}.file: a path inside store/, not in {', '.join(FileStore.RESERVED)}")
+        tz = zone(spec.timezone, f"{where}.timezone") if spec.timezone else default_tz
+        planned.append((spec.name, spec.cron, parse_cron(spec.cron, tz, f"{where}.cron"), spec))
+    if settings.cleanup.enabled:
+        trigger = parse_cron(settings.cleanup.cron, default_tz, "cleanup.cron")
+        planned.append(("cleanup", settings.cleanup.cron, trigger, None))
+    return planned
+
+
+def build_scheduler(app: App, wake: Callable[[], None]) -> Scheduler:
+    """The scheduler with the configured preselected-file jobs and the cleanup job."""
+    settings = app.settings
+    jobs: list[Job] = []
+    for name, cron, trigger, spec in job_triggers(settings):
+        action: JobAction
+        if spec is None:
+            cleanup = settings.cleanup
+            action = Cleanup(app.store, app.clock, cleanup.cache_days, cleanup.retention_days)
+        else:
+            action = PreselectedFile(
+                store=app.store, ledger=app.ledger, spec=REGISTRY[spec.processor], file=spec.file,
+                options=spec.options, wake=wake,
+            )
+        jobs.append(Job(name, cron, trigger, action, spec.options if spec else {}))
+    return Scheduler(jobs, app.ledger, app.clock, settings.scheduler.grace)
 
 
 def intake_options(settings: Settings) -> IntakeOptions:

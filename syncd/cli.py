@@ -1,4 +1,4 @@
-"""``syncd run | process FILE | status | check-config | init``.
+"""``syncd run | process FILE | status | check-config | schedules | init``.
 
 Errors a user can fix (bad config, bad path, bad input) are one line on stderr,
 ``syncd: <what>``, and exit code 2. ``process`` exits 0 when every row applied, 1 when
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from syncd.bootstrap import App, build_app, build_router
+from syncd.bootstrap import App, build_app, build_router, build_scheduler, job_triggers
 from syncd.domain import ConfigError, FileState, SyncdError
 from syncd.intake.arrivals import sha256_of
 from syncd.intake.ledger import process_owner
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=20)
     status.add_argument("--json", action="store_true")
     sub.add_parser("check-config", help="validate the configuration and exit")
+    sub.add_parser("schedules", help="list the scheduled jobs and their next run")
     sub.add_parser("init", help="create the data layout and a starter config")
     return parser
 
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config, data_dir=args.data)
         if args.command == "check-config":
             build_router(settings)
+            job_triggers(settings)
             print(f"config ok: {settings.config_path or '(defaults)'}; data_dir {settings.data_dir}")
             return 0
         # The daemon logs on stdout (journald); one-shot commands keep stdout for their answer.
@@ -86,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.command == "status":
                 return _status(app, args)
+            if args.command == "schedules":
+                return _schedules(app)
             return _process(app, args)
         finally:
             app.close()
@@ -141,6 +145,17 @@ def _status(app: App, args: argparse.Namespace) -> int:
         detail = e.error or counts or ""
         print(f"{e.id:>6}  {e.arrived_at:%Y-%m-%d %H:%M:%S}  {e.state.value:<10} "
               f"{(e.processor or '-'):<12} {e.original_path}  {detail}")
+    return 0
+
+
+def _schedules(app: App) -> int:
+    scheduler = build_scheduler(app, lambda: None)
+    for name, cron, when in scheduler.next_runs():
+        last = app.ledger.last_fire(name)
+        nxt = when.isoformat() if when else "never"
+        print(f"{name:<24} {cron:<20} next {nxt}  last {last.isoformat() if last else '-'}")
+    if not app.settings.jobs:
+        print("(no [[job]] configured)")
     return 0
 
 

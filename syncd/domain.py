@@ -26,7 +26,8 @@ class FileState(StrEnum):
 TRANSITIONS: dict[FileState, frozenset[FileState]] = {
     FileState.PENDING: frozenset({FileState.RECEIVED, FileState.STORED, FileState.VANISHED}),
     FileState.RECEIVED: frozenset({FileState.PROCESSING, FileState.FAILED}),
-    FileState.STORED: frozenset({FileState.PROCESSING, FileState.FAILED}),
+    # stored -> received: a scheduled job (or `syncd process`) queued the file
+    FileState.STORED: frozenset({FileState.RECEIVED, FileState.PROCESSING, FileState.FAILED}),
     FileState.PROCESSING: frozenset({FileState.DONE, FileState.FAILED}),
     FileState.DONE: frozenset(),
     FileState.FAILED: frozenset(),

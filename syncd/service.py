@@ -24,7 +24,7 @@ from types import FrameType
 import structlog
 from structlog.contextvars import bind_contextvars
 
-from syncd.bootstrap import App, build_router, intake_options
+from syncd.bootstrap import App, build_router, build_scheduler, intake_options
 from syncd.domain import ConfigError, FileState
 from syncd.intake.arrivals import Arrivals
 from syncd.intake.ledger import FileEntry
@@ -66,6 +66,10 @@ class Service:
         self._arrivals = Arrivals(app.store, app.ledger, lambda: self._router, self._wake.set)
         self._watcher = Watcher(app.store.sync_dir, intake_options(app.settings), self._arrivals.take)
         self._worker = threading.Thread(target=self._work, name="syncd-worker", daemon=True)
+        self._scheduler = build_scheduler(app, self._wake.set)
+        self._scheduler_thread = threading.Thread(
+            target=self._scheduler.run, args=(self._stop,), name="syncd-scheduler", daemon=True
+        )
         self._busy_since: float | None = None
 
     def run(self) -> int:
@@ -73,7 +77,9 @@ class Service:
         self._install_signals()
         self._arrivals.recover()
         self._watcher.start()
+        self._scheduler.start()  # makes up missed runs (coalesced) before the first tick
         self._worker.start()
+        self._scheduler_thread.start()
         log.info("daemon_started", data_dir=str(self._app.settings.data_dir), pid=os.getpid())
         sd_notify("READY=1\nSTATUS=watching " + str(self._app.store.sync_dir))
         try:
@@ -86,6 +92,7 @@ class Service:
             self._watcher.stop()
             self._wake.set()
             self._worker.join(DRAIN_DEADLINE)
+            self._scheduler_thread.join(5.0)
             if self._worker.is_alive():
                 log.error("drain_deadline_passed", seconds=DRAIN_DEADLINE)
                 return 1
@@ -144,8 +151,19 @@ class Service:
                 self._busy_since = None
 
     def _gathering(self, entry: FileEntry) -> bool:
-        """Whether to wait for uploads still settling before starting ``entry``."""
-        if entry.state is not FileState.RECEIVED or not self._watcher.pending():
+        """Whether to wait for an upload still settling that must be applied before ``entry``.
+
+        Only uploads whose name routes them to a higher-priority processor (users before
+        enrolments...) hold the worker back, and at most ``gather_max`` seconds: a steady
+        stream of files of the same kind never stalls the queue.
+        """
+        if entry.state is not FileState.RECEIVED:
             return False
         waited = self._app.clock() - entry.arrived_at
-        return waited < timedelta(seconds=self._app.settings.intake.gather_max)
+        if waited >= timedelta(seconds=self._app.settings.intake.gather_max):
+            return False
+        for rel in self._watcher.pending_paths():
+            priority = self._router.priority_by_name(rel)
+            if priority is not None and priority < entry.priority:
+                return True
+        return False

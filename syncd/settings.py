@@ -103,6 +103,40 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """Scheduled jobs in general (SPEC §6)."""
+
+    #: time zone of cron expressions without their own
+    timezone: str = "UTC"
+    #: a run missed while syncd was down is made up at start if it was due this recently
+    grace: float = field(default=3600.0, metadata=_min(0))
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupSettings:
+    """The cache-cleanup and retention job."""
+
+    enabled: bool = True
+    cron: str = "17 3 * * *"
+    #: files in <data>/cache older than this many days are removed
+    cache_days: float = field(default=7.0, metadata=_min(0))
+    #: files in store/archives, reports, tryback and failed older than this are removed
+    retention_days: float = field(default=90.0, metadata=_min(0))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSettings:
+    """A preselected-file job: at each cron tick, run store/<file> with <processor> if present."""
+
+    name: str
+    processor: str
+    file: str
+    cron: str
+    timezone: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSettings:
     """One configured route: a glob on the path relative to sync/ -> a processor."""
 
@@ -123,6 +157,9 @@ class Settings:
     processing: ProcessingSettings = ProcessingSettings()
     passwords: PasswordSettings = PasswordSettings()
     log: LogSettings = LogSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    cleanup: CleanupSettings = CleanupSettings()
+    jobs: tuple[JobSettings, ...] = ()
     #: configured routes, tried before the default ones
     routes: tuple[RouteSettings, ...] = ()
     default_routes: bool = True
@@ -154,8 +191,10 @@ SECTIONS: dict[str, type[Any]] = {
     "processing": ProcessingSettings,
     "passwords": PasswordSettings,
     "log": LogSettings,
+    "scheduler": SchedulerSettings,
+    "cleanup": CleanupSettings,
 }
-TOP_KEYS = frozenset({"data_dir", "default_routes", "route", "processors", *SECTIONS})
+TOP_KEYS = frozenset({"data_dir", "default_routes", "route", "job", "processors", *SECTIONS})
 
 
 def default_data_dir(cwd: Path | None = None) -> Path:
@@ -242,15 +281,22 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     if "default_routes" in raw:
         kwargs["default_routes"] = _convert("default_routes", raw["default_routes"], bool)
     kwargs["routes"] = tuple(_route(i, r) for i, r in enumerate(raw.get("route", [])))
+    kwargs["jobs"] = _jobs(raw.get("job", []))
     kwargs["processors"] = _processors(raw.get("processors", {}))
     settings = Settings(**kwargs)
-    try:
-        settings.tz  # noqa: B018 - validate once, here
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"csv.timezone: unknown time zone '{settings.csv.timezone}' (an IANA name like UTC, Europe/Paris)"
-        ) from None
+    zones = {"csv.timezone": settings.csv.timezone, "scheduler.timezone": settings.scheduler.timezone}
+    zones.update({f"job[{i}].timezone": j.timezone for i, j in enumerate(settings.jobs) if j.timezone})
+    for key, name in zones.items():
+        zone(name, key)
     return settings
+
+
+def zone(name: str, key: str) -> ZoneInfo:
+    """The time zone ``name``; ConfigError naming ``key`` when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{key}: unknown time zone '{name}' (an IANA name, e.g. Europe/Paris)") from None
 
 
 def _section(name: str, cls: type[Any], values: dict[str, Any]) -> Any:
@@ -320,6 +366,30 @@ def _route(index: int, raw: Any) -> RouteSettings:
     if not isinstance(processor, str) or not processor:
         raise ConfigError(f"{key}.processor: required, a processor name")
     return RouteSettings(glob=glob.strip(), processor=processor, options=options)
+
+
+def _jobs(raw: Any) -> tuple[JobSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("job: must be an array of tables ([[job]])")
+    jobs: list[JobSettings] = []
+    for index, table in enumerate(raw):
+        key = f"job[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{key}: must be a table with name, processor, file and cron")
+        options = dict(table)
+        values = {}
+        for name in ("name", "processor", "file", "cron"):
+            value = options.pop(name, None)
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{key}.{name}: required, a non-empty string")
+            values[name] = value.strip()
+        tz = options.pop("timezone", None)
+        if tz is not None and not isinstance(tz, str):
+            raise ConfigError(f"{key}.timezone: must be a string like 'Europe/Paris'")
+        if values["name"] in {j.name for j in jobs} or values["name"] == "cleanup":
+            raise ConfigError(f"{key}.name: '{values['name']}' is used twice (or is the reserved 'cleanup')")
+        jobs.append(JobSettings(**values, timezone=tz, options=options))
+    return tuple(jobs)
 
 
 def _processors(raw: Any) -> dict[str, dict[str, Any]]:

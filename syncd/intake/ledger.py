@@ -105,6 +105,15 @@ def owner_alive(owner: str | None) -> bool:
     return True
 
 
+job_runs = Table(
+    "syncd_job_runs",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("last_fire_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text),
+)
+
+
 class IllegalTransition(SyncdError):
     """A state change that is not in the table, or from a state the file is no longer in."""
 
@@ -272,6 +281,31 @@ class Ledger:
                 select(files).where(files.c.state.in_([s.value for s in states])).order_by(files.c.id)
             ).mappings()
             return [self._decode(r) for r in rows]
+
+    def at_store_path(self, store_path: str) -> list[FileEntry]:
+        """Entries for this store path that still have it (pending, received, stored, processing)."""
+        states = [s.value for s in (*OPEN_STATES, FileState.STORED)]
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(files).where(files.c.store_path == store_path, files.c.state.in_(states))
+            ).mappings()
+            return [self._decode(r) for r in rows]
+
+    def last_fire(self, name: str) -> datetime | None:
+        """The last fire time a scheduled job handled (RunLog of ``schedule.py``)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(select(job_runs.c.last_fire_at).where(job_runs.c.name == name)).scalar()
+        return _aware(value)
+
+    def record_fire(self, name: str, fired_at: datetime, outcome: str) -> None:
+        """Remember the fire time a job handled and how it went."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(job_runs).where(job_runs.c.name == name)
+                .values(last_fire_at=fired_at, outcome=outcome)
+            ).rowcount
+            if not done:
+                conn.execute(insert(job_runs).values(name=name, last_fire_at=fired_at, outcome=outcome))
 
     def recent(self, limit: int = 20) -> list[FileEntry]:
         """The latest entries, newest first (for ``syncd status``)."""
