@@ -11,6 +11,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from syncd.domain import ConfigError
+from syncd.health import Heartbeat
 from syncd.intake.ledger import Ledger
 from syncd.intake.store import FileStore
 from syncd.intake.watcher import IntakeOptions
@@ -42,6 +43,8 @@ class App:
     router: Router
     clock: Callable[[], datetime] = utc_now
     engines: list[Engine] = field(default_factory=list)
+    #: the worker's sign of life (beats after every committed batch)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
     def close(self) -> None:
         """Release database connections."""
@@ -142,7 +145,7 @@ def intake_options(settings: Settings) -> IntakeOptions:
 def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> App:
     """Create the data layout, open the databases and wire the pipeline."""
     router = build_router(settings)
-    store = FileStore(settings.data_dir)
+    store = FileStore(settings.data_dir, settings.cache_dir)
     store.ensure_layout()
     ledger_engine = make_engine(settings.database_url)
     engines = [ledger_engine]
@@ -154,8 +157,9 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     ledger.create_schema()
     create_schema(platform_engine)
     platform = SqlPlatform(platform_engine)
+    heartbeat = Heartbeat()
     runner = Runner(
         ledger=ledger, platform=platform, store=store, registry=REGISTRY,
-        settings=settings, clock=clock,
+        settings=settings, clock=clock, heartbeat=heartbeat,
     )
-    return App(settings, store, ledger, platform, runner, router, clock, engines)
+    return App(settings, store, ledger, platform, runner, router, clock, engines, heartbeat)

@@ -36,6 +36,16 @@ from syncd.settings import Settings
 log = structlog.get_logger(__name__)
 
 DRAIN_DEADLINE = 60.0  # seconds the worker gets to finish its batch after SIGTERM
+SUPERVISE_PERIOD = 0.5
+
+
+def watchdog_interval() -> float:
+    """Half of systemd's WatchdogSec (``$WATCHDOG_USEC``) for this process, or never."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return float("inf")
+    return int(usec) / 2e6
 
 
 def sd_notify(message: str) -> None:
@@ -70,44 +80,53 @@ class Service:
         self._scheduler_thread = threading.Thread(
             target=self._scheduler.run, args=(self._stop,), name="syncd-scheduler", daemon=True
         )
-        self._busy_since: float | None = None
+        self._hard_stop = threading.Event()
+        self._problem: str | None = None
+        self._status = ""
+        self._next_ping = 0.0
+        self._ping_every = watchdog_interval()
 
     def run(self) -> int:
         """Start everything, supervise, and stop cleanly. Returns the exit code."""
         self._install_signals()
-        self._arrivals.recover()
-        self._watcher.start()
-        self._scheduler.start()  # makes up missed runs (coalesced) before the first tick
-        self._worker.start()
-        self._scheduler_thread.start()
-        log.info("daemon_started", data_dir=str(self._app.settings.data_dir), pid=os.getpid())
-        sd_notify("READY=1\nSTATUS=watching " + str(self._app.store.sync_dir))
         try:
-            while not self._stop.wait(0.5):
+            self._arrivals.recover()
+            self._watcher.start()
+            self._scheduler.start()  # makes up missed runs (coalesced) before the first tick
+            self._worker.start()
+            self._scheduler_thread.start()
+            log.info("daemon_started", data_dir=str(self._app.settings.data_dir), pid=os.getpid())
+            sd_notify("READY=1\nSTATUS=watching " + str(self._app.store.sync_dir))
+            while not self._stop.wait(SUPERVISE_PERIOD):
                 if self._hup.is_set():
                     self._hup.clear()
                     self._reload()
-            log.info("daemon_stopping", reason="signal")
-            sd_notify("STOPPING=1")
-            self._watcher.stop()
-            self._wake.set()
-            self._worker.join(DRAIN_DEADLINE)
-            self._scheduler_thread.join(5.0)
-            if self._worker.is_alive():
-                log.error("drain_deadline_passed", seconds=DRAIN_DEADLINE)
-                return 1
-            log.info("daemon_stopped")
-            return 0
+                self._supervise()
+            return self._drain()
         finally:
             self._app.close()
 
+    def _drain(self) -> int:
+        """First signal: let the worker finish its batch; a second one exits at once."""
+        log.info("daemon_stopping", reason="signal", doing=self._app.heartbeat.doing)
+        sd_notify("STOPPING=1")
+        self._watcher.stop()
+        self._wake.set()
+        deadline = time.monotonic() + DRAIN_DEADLINE
+        while self._worker.is_alive() and time.monotonic() < deadline:
+            if self._hard_stop.wait(0.1):
+                log.warning("daemon_stopped_at_once", note="second signal; the open batch is rolled back")
+                return 130
+        self._scheduler_thread.join(5.0)
+        if self._worker.is_alive():
+            log.error("drain_deadline_passed", seconds=DRAIN_DEADLINE)
+            return 1
+        log.info("daemon_stopped")
+        return 0
+
     def _install_signals(self) -> None:
-        def stop(signum: int, _frame: FrameType | None) -> None:
-            self._signals += 1
-            if self._signals > 1:
-                os.write(2, b"syncd: second signal, exiting at once\n")
-                os._exit(130)
-            self._stop.set()
+        def stop(_signum: int, _frame: FrameType | None) -> None:
+            (self._hard_stop if self._stop.is_set() else self._stop).set()
 
         def hup(_signum: int, _frame: FrameType | None) -> None:
             self._hup.set()
@@ -115,6 +134,38 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, hup)
+
+    def health(self) -> str | None:
+        """None when intake, scheduler and worker are all well; else what is wrong."""
+        stall = self._app.settings.service.stall_timeout
+        if not self._watcher.healthy(max_age=stall):
+            return "intake: observer or intake thread dead or stuck"
+        if not self._scheduler_thread.is_alive():
+            return "scheduler thread dead"
+        if not self._worker.is_alive():
+            return "worker thread dead"
+        age = self._app.heartbeat.age()
+        if age > stall:
+            return f"worker stalled for {age:.0f} s ({self._app.heartbeat.doing})"
+        return None
+
+    def _supervise(self) -> None:
+        """Ping systemd's watchdog only while healthy; keep STATUS= current."""
+        problem = self.health()
+        if problem != self._problem:
+            if problem:
+                log.error("health_failed", problem=problem)
+            else:
+                log.info("health_restored")
+            self._problem = problem
+        now = time.monotonic()
+        if problem is None and now >= self._next_ping:
+            sd_notify("WATCHDOG=1")
+            self._next_ping = now + self._ping_every
+        status = f"unhealthy: {problem}" if problem else self._app.heartbeat.doing
+        if status != self._status:
+            sd_notify(f"STATUS={status}")
+            self._status = status
 
     def _reload(self) -> None:
         try:
@@ -135,20 +186,24 @@ class Service:
                 self._wake.clear()  # before reading the ledger: a wake-up is never lost
                 entry = self._app.ledger.next_ready()
                 if entry is None:
+                    self._app.heartbeat.beat(self._idle_status())
                     self._wake.wait(1.0)
                     continue
                 if self._gathering(entry):
+                    self._app.heartbeat.beat("waiting for a higher-priority upload to settle")
                     self._stop.wait(0.1)  # files uploaded together: apply in priority order
                     continue
-                self._busy_since = time.monotonic()
                 self._app.runner.run(entry, self._stop)
                 failures = 0
             except Exception:
                 failures += 1
                 log.exception("worker_error", consecutive=failures)
                 self._stop.wait(min(2.0**failures, 60.0))
-            finally:
-                self._busy_since = None
+
+    def _idle_status(self) -> str:
+        waiting = self._app.ledger.open_count()
+        status = f"idle, watching {self._app.store.sync_dir}"
+        return status + (f"; {waiting} file(s) waiting" if waiting else "")
 
     def _gathering(self, entry: FileEntry) -> bool:
         """Whether to wait for an upload still settling that must be applied before ``entry``.

@@ -103,6 +103,15 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """The daemon's health rules (systemd watchdog)."""
+
+    #: a thread (worker, intake) that shows no progress for this long is stuck: the
+    #: WATCHDOG=1 pings stop and systemd restarts the service after WatchdogSec
+    stall_timeout: float = field(default=120.0, metadata=_min(1))
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     """Scheduled jobs in general (SPEC §6)."""
 
@@ -150,6 +159,8 @@ class Settings:
     """Everything syncd is configured with. Build it with :func:`load_settings`."""
 
     data_dir: Path = Path("/var/lib/syncd")
+    #: None = <data>/cache, or $CACHE_DIRECTORY under systemd (CacheDirectory=)
+    cache_dir: Path | None = None
     database: DatabaseSettings = DatabaseSettings()
     platform: PlatformSettings = PlatformSettings()
     intake: IntakeSettings = IntakeSettings()
@@ -157,6 +168,7 @@ class Settings:
     processing: ProcessingSettings = ProcessingSettings()
     passwords: PasswordSettings = PasswordSettings()
     log: LogSettings = LogSettings()
+    service: ServiceSettings = ServiceSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     cleanup: CleanupSettings = CleanupSettings()
     jobs: tuple[JobSettings, ...] = ()
@@ -191,10 +203,11 @@ SECTIONS: dict[str, type[Any]] = {
     "processing": ProcessingSettings,
     "passwords": PasswordSettings,
     "log": LogSettings,
+    "service": ServiceSettings,
     "scheduler": SchedulerSettings,
     "cleanup": CleanupSettings,
 }
-TOP_KEYS = frozenset({"data_dir", "default_routes", "route", "job", "processors", *SECTIONS})
+TOP_KEYS = frozenset({"data_dir", "cache_dir", "default_routes", "route", "job", "processors", *SECTIONS})
 
 
 def default_data_dir(cwd: Path | None = None) -> Path:
@@ -254,10 +267,12 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
             if section not in SECTIONS:
                 raise ConfigError(f"{name}: unknown section '{section}' (allowed: {_list(SECTIONS)})")
             raw.setdefault(section, {})[sub] = _EnvValue(value)
-        elif key in ("data_dir", "default_routes"):
+        elif key in ("data_dir", "cache_dir", "default_routes"):
             raw[key] = _EnvValue(value)
         else:
-            raise ConfigError(f"{name}: unknown setting (use SYNCD_DATA_DIR or SYNCD_<SECTION>__<KEY>)")
+            raise ConfigError(
+                f"{name}: unknown setting (use SYNCD_DATA_DIR, SYNCD_CACHE_DIR or SYNCD_<SECTION>__<KEY>)"
+            )
 
 
 class _EnvValue(str):
@@ -278,6 +293,8 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
         kwargs[name] = _section(name, cls, section)
     data = raw.get("data_dir")
     kwargs["data_dir"] = _convert("data_dir", data, Path) if data is not None else default_data_dir()
+    cache = raw.get("cache_dir") or os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    kwargs["cache_dir"] = _convert("cache_dir", cache, Path) if cache else None
     if "default_routes" in raw:
         kwargs["default_routes"] = _convert("default_routes", raw["default_routes"], bool)
     kwargs["routes"] = tuple(_route(i, r) for i, r in enumerate(raw.get("route", [])))

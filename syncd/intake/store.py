@@ -88,9 +88,13 @@ class FileStore:
 
     RESERVED = RESERVED
 
-    def __init__(self, data_dir: Path) -> None:
-        """Describe the layout under ``data_dir`` (made absolute, symlinks kept); no I/O."""
+    def __init__(self, data_dir: Path, cache_dir: Path | None = None) -> None:
+        """Describe the layout under ``data_dir`` (made absolute, symlinks kept); no I/O.
+
+        ``cache_dir`` moves the cache elsewhere (systemd's CacheDirectory=).
+        """
         self._data = Path(os.path.abspath(data_dir))
+        self._cache = Path(os.path.abspath(cache_dir)) if cache_dir else self._data / "cache"
         # The sync->store rename; a test replaces it to force the cross-filesystem path.
         self._rename: Callable[[Path, Path], None] = os.rename
 
@@ -132,7 +136,7 @@ class FileStore:
     @property
     def cache_dir(self) -> Path:
         """Generated artefacts, purged by the cache-cleanup job."""
-        return self._data / "cache"
+        return self._cache
 
     @property
     def state_dir(self) -> Path:

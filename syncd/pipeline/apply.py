@@ -44,9 +44,15 @@ class Job:
 class BatchApplier:
     """Applies a job's records from its checkpoint on, batch by batch."""
 
-    def __init__(self, platform: Platform, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        clock: Callable[[], float] = time.monotonic,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self._platform = platform
         self._clock = clock
+        self._progress = progress or (lambda _done: None)  # called after every batch
 
     def apply_all(self, job: Job, stop: threading.Event | None = None) -> bool:
         """Apply every remaining record, a transaction per batch; False if ``stop`` cut it."""
@@ -58,6 +64,7 @@ class BatchApplier:
         for batch in self._batches(job, done):
             self._commit(job, batch, done, None)
             done += len(batch)
+            self._progress(done)
             if stop is not None and stop.is_set():
                 log.info("file_interrupted", records_done=done)
                 return False
@@ -69,6 +76,7 @@ class BatchApplier:
         for batch in self._batches(job, 0):
             self._commit(job, batch, done, tx)
             done += len(batch)
+            self._progress(done)
 
     def _batches(self, job: Job, skip: int) -> Iterator[list[Record]]:
         records = islice(job.csv.records(), skip, None)

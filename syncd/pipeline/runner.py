@@ -22,6 +22,7 @@ from structlog.contextvars import bound_contextvars
 
 from syncd.csvfile import CsvFile, CsvOptions, validate_header
 from syncd.domain import ConfigError, FileState, RejectFile, RetryLater
+from syncd.health import Heartbeat
 from syncd.intake.ledger import FileEntry, Ledger, process_owner
 from syncd.intake.store import FileStore, free_path
 from syncd.pipeline.apply import BatchApplier, Job
@@ -68,6 +69,7 @@ class Runner:
         registry: Mapping[str, ProcessorSpec],
         settings: Settings,
         clock: Callable[[], datetime],
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._ledger = ledger
         self._platform = platform
@@ -75,7 +77,12 @@ class Runner:
         self.registry = registry
         self._settings = settings
         self._now = clock
-        self._applier = BatchApplier(platform)
+        self._heartbeat = heartbeat or Heartbeat()
+        self._current = ""
+        self._applier = BatchApplier(platform, progress=self._progressed)
+
+    def _progressed(self, records_done: int) -> None:
+        self._heartbeat.beat(f"processing {self._current}: {records_done} records done")
 
     def build_processor(self, name: str, options: Mapping[str, Any], dry_run: bool) -> Any:
         """Build ``name`` with config defaults + ``options``; ConfigError on a bad one."""
@@ -95,6 +102,8 @@ class Runner:
         """Process ``entry`` (received, stored or an interrupted processing) to its end."""
         run_id = entry.run_id or uuid.uuid4().hex[:12]
         context = {"file_id": entry.id, "file": entry.original_path, "processor": entry.processor}
+        self._current = entry.original_path
+        self._heartbeat.beat(f"processing {self._current}")
         with bound_contextvars(**context, run_id=run_id):
             entry = self._start(entry, run_id)
             started = time.monotonic()

@@ -126,12 +126,6 @@ def test_done_marker_mode_takes_only_marked_files_and_removes_the_marker(
     assert len(_usernames(layout, "nomark")) == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (service.py Service._next): the worker holds received files while "
-    "watcher.pending() > 0, up to intake.gather_max (60 s); a file waiting for its done "
-    "marker stays a pending candidate forever, so every marked file waits 60 s",
-)
 def test_file_waiting_for_its_marker_does_not_hold_back_marked_files(
     start_daemon: StartDaemon, layout: Layout
 ) -> None:
