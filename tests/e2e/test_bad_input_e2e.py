@@ -185,6 +185,32 @@ def test_quoted_newlines_in_a_field_work_and_the_tryback_is_exact(
     _still_works(daemon, layout)
 
 
+def test_passwords_stay_out_of_logs_and_reports_but_the_tryback_keeps_them(
+    start_daemon: StartDaemon, layout: Layout
+) -> None:
+    """Plain passwords reach neither the log nor the report nor the DB; the 0600 tryback
+    keeps a failed row's password as received."""
+    daemon = start_daemon()
+    header = b"username,firstname,lastname,email,idnumber,password\n"
+    bad = b"pw2,Bo,Lee,not-an-email,2,Bad-Row-Secret-42\n"
+    data = header + b"pw1,Al,Lee,a@x.org,1,Good-Row-Secret-17\n" + bad
+
+    entry = _drop(daemon, layout, "users_pw.csv", data)
+
+    assert entry["state"] == "done"
+    report = layout.done_report("users_pw.csv", data)
+    assert report["counts"]["created"] == 1 and report["counts"]["error"] == 1
+    secrets = ("Good-Row-Secret-17", "Bad-Row-Secret-42")
+    texts = [report["_path"].read_text(encoding="utf-8"),
+             report["_path"].with_suffix(".txt").read_text(encoding="utf-8"), daemon.tail(500)]
+    assert not [s for s in secrets for t in texts if s in t]
+    (user,) = layout.users()
+    assert user["password_hash"] and secrets[0] not in user["password_hash"]
+    assert not user["password_to_generate"]
+    assert Path(entry["tryback_path"]).read_bytes() == header + bad
+    _still_works(daemon, layout)
+
+
 @pytest.mark.slow
 def test_fifty_megabyte_file_is_processed(start_daemon: StartDaemon, layout: Layout) -> None:
     """A valid 50 MB users file is processed completely, every row created."""

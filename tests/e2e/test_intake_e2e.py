@@ -59,6 +59,7 @@ def test_slow_upload_with_pauses_is_processed_once_complete(
     processed = daemon.events("file_processed", file="users_slow.csv")[0]
     assert (processed["created"], processed["error"], processed["processor"]) == (400, 0, "users")
     assert isinstance(processed["duration_ms"], int) and processed["run_id"]
+    assert processed["level"] == "info" and processed["ts"].endswith("Z")
     assert daemon.stop() == 0
 
 
