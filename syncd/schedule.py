@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from apscheduler.triggers.cron import CronTrigger
-from structlog.contextvars import bind_contextvars, bound_contextvars
+from structlog.contextvars import bound_contextvars
 
 from syncd.domain import ConfigError
 
@@ -159,12 +159,3 @@ class Scheduler:
             for job in self._jobs.values()
         ]
         return sorted(rows, key=lambda r: (r[2] is None, r[2] or now))
-
-    def run(self, stop: threading.Event, period: float = 0.5) -> None:
-        """The scheduler thread: tick until ``stop`` is set."""
-        bind_contextvars(component="scheduler")  # context vars do not flow into threads
-        while not stop.wait(period):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler_tick_failed")

@@ -12,6 +12,7 @@ the old one kept.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -72,13 +73,12 @@ class Service:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._hup = threading.Event()
-        self._signals = 0
         self._arrivals = Arrivals(app.store, app.ledger, lambda: self._router, self._wake.set)
         self._watcher = Watcher(app.store.sync_dir, intake_options(app.settings), self._arrivals.take)
         self._worker = threading.Thread(target=self._work, name="syncd-worker", daemon=True)
         self._scheduler = build_scheduler(app, self._wake.set)
         self._scheduler_thread = threading.Thread(
-            target=self._scheduler.run, args=(self._stop,), name="syncd-scheduler", daemon=True
+            target=self._schedule, name="syncd-scheduler", daemon=True
         )
         self._hard_stop = threading.Event()
         self._problem: str | None = None
@@ -168,15 +168,30 @@ class Service:
             self._status = status
 
     def _reload(self) -> None:
+        """SIGHUP: new routes, jobs and log level, all validated before any is swapped in.
+
+        Intake options, databases and processor defaults need a restart.
+        """
         try:
             settings = self._reload_settings()
             router = build_router(settings)
+            scheduler = build_scheduler(dataclasses.replace(self._app, settings=settings), self._wake.set)
         except ConfigError as exc:
             log.error("config_reload_refused", error=str(exc), note="keeping the running config")
             return
-        self._router = router
+        scheduler.start()
+        self._router, self._scheduler = router, scheduler
         configure_logging(settings.log.level, settings.log.format)
-        log.info("config_reloaded", routes=len(settings.routes))
+        log.info("config_reloaded", routes=len(settings.routes), jobs=len(settings.jobs))
+
+    def _schedule(self) -> None:
+        """The scheduler thread: tick the current scheduler (SIGHUP may swap it)."""
+        bind_contextvars(component="scheduler")  # context vars do not flow into threads
+        while not self._stop.wait(SUPERVISE_PERIOD):
+            try:
+                self._scheduler.tick()
+            except Exception:
+                log.exception("scheduler_tick_failed")
 
     def _work(self) -> None:
         bind_contextvars(component="worker")

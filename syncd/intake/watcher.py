@@ -250,8 +250,14 @@ class Watcher:
         return len(self._cands)
 
     def pending_paths(self) -> list[PurePosixPath]:
-        """The candidates not handed over yet, relative to sync/."""
-        return [PurePosixPath(p.relative_to(self._sync).as_posix()) for p in self._cands.paths()]
+        """The uploads under way, relative to sync/ (in done-marker mode: only marked ones).
+
+        A file still waiting for its marker may wait forever; it must not hold anything back.
+        """
+        paths = self._cands.paths()
+        if self._opts.done_marker:
+            paths = [p for p in paths if os.path.lexists(self._marker_of(p))]
+        return [PurePosixPath(p.relative_to(self._sync).as_posix()) for p in paths]
 
     def rescan(self) -> None:
         """Nominate every regular, non-ignored file below sync/ (symlinks never followed)."""
