@@ -121,7 +121,7 @@ def _init(args: argparse.Namespace) -> int:
         config.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(STARTER_CONFIG.format(data_dir=str(data).replace("\\", "/")))
+            f.write(STARTER_CONFIG.format(data_dir=os.path.abspath(data)))
         print(f"starter config written: {config}")
     return 0
 

@@ -58,25 +58,29 @@ def test_repeated_kill_9_mid_file_applies_every_row_exactly_once(
     assert done[2] > done[1] > 0, f"no progress between kills: {done}"
 
     daemon.start()
-    entry = daemon.wait_file(NAME, timeout=120)
+    _assert_finished_once(daemon, layout, data, ROWS)
+    assert daemon.stop() == 0
 
+
+def _assert_finished_once(daemon: Daemon, layout: Layout, data: bytes, rows: int) -> None:
+    """Every row created once, one complete report, archived, ledger done, nothing left."""
+    entry = daemon.wait_file(NAME, timeout=120)
     assert entry["state"] == "done"
     report = layout.done_report(NAME, data)
     assert report["counts"] == {
-        "created": ROWS, "updated": 0, "deleted": 0, "unchanged": 0, "skipped": 0, "error": 0,
+        "created": rows, "updated": 0, "deleted": 0, "unchanged": 0, "skipped": 0, "error": 0,
     }
-    assert sorted(r["line"] for r in report["rows"]) == list(range(2, ROWS + 2))
+    assert sorted(r["line"] for r in report["rows"]) == list(range(2, rows + 2))
     assert {r["result"] for r in report["rows"]} == {"created"}
     assert report["sha256"] == hashlib.sha256(data).hexdigest()
     text = report["_path"].with_suffix(".txt").read_text(encoding="utf-8")
-    assert sum(1 for line in text.splitlines() if line.startswith("line ")) == ROWS
+    assert sum(1 for line in text.splitlines() if line.startswith("line ")) == rows
     users = [u["username"] for u in layout.users()]
-    assert len(users) == len(set(users)) == ROWS
+    assert len(users) == len(set(users)) == rows
     assert len(layout.files(layout.reports)) == 2, layout.files(layout.reports)
     assert [(e["original_path"], e["state"]) for e in layout.ledger()] == [(NAME, "done")]
     assert layout.operator_files() == [] and layout.sync_files() == []
     assert layout.files(layout.tryback) == []
-    assert daemon.stop() == 0
 
 
 def test_sigterm_mid_file_exits_0_and_the_restart_finishes_it(
@@ -93,9 +97,6 @@ def test_sigterm_mid_file_exits_0_and_the_restart_finishes_it(
     assert [e["state"] for e in layout.entries(NAME)] == ["processing"], "stopped too late"
     assert daemon.events("file_interrupted", file=NAME)
     daemon.start()
-    entry = daemon.wait_file(NAME, timeout=120)
-
-    assert entry["state"] == "done"
-    report = layout.done_report(NAME, data)
-    assert report["counts"]["created"] == rows == layout.user_count()
+    _assert_finished_once(daemon, layout, data, rows)
     assert daemon.stop() == 0
+
