@@ -159,7 +159,7 @@ class Service:
                 log.info("health_restored")
             self._problem = problem
         now = time.monotonic()
-        if problem is None and now >= self._next_ping:
+        if problem is None and self._ping_every != float("inf") and now >= self._next_ping:
             sd_notify("WATCHDOG=1")
             self._next_ping = now + self._ping_every
         status = f"unhealthy: {problem}" if problem else self._app.heartbeat.doing
