@@ -69,6 +69,10 @@ class Schema:
     required: frozenset[str]
     optional: frozenset[str] = frozenset()
     patterns: tuple[str, ...] = ()
+    #: column names of the header-less form (course_delete, Moodle's flat-file
+    #: enrolments): a first record none of whose fields is a known column is data, read
+    #: with these names; trailing fields may be missing
+    headerless: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Check that every pattern is a valid regular expression."""
@@ -93,6 +97,8 @@ class Header:
     line: int
     raw: bytes
     delimiter: str
+    #: no header in the file: ``names`` come from the schema, ``raw`` is empty
+    synthetic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +350,19 @@ class CsvFile:
         """
         header = self.header()
         with self.path.open("rb") as f:
+            if header.synthetic:
+                yield from _Parser(self.options, header.delimiter).records(f, 0)
+                return
             it = _Parser(self.options, header.delimiter).records(f, -1)
             next(it, None)  # the header
             yield from it
+
+    def resolve_header(self, schema: Schema) -> Header:
+        """The header, or the schema's header-less names when the first record is data."""
+        header = self.header()
+        if schema.headerless and not header.synthetic and not any(map(schema.allows, header.names)):
+            self._header = Header(schema.headerless, 0, b"", header.delimiter, synthetic=True)
+        return self.header()
 
     def _detect(self) -> str:
         """Detect the separator from the first non-comment line (',' if the file has none)."""
@@ -361,7 +377,12 @@ class CsvFile:
 
 
 def validate_header(header: Header, schema: Schema, filename: str) -> None:
-    """Raise RejectFile naming every empty, duplicate, unknown or missing column at once."""
+    """Raise RejectFile naming every empty, duplicate, unknown or missing column at once.
+
+    A synthetic header (header-less form) has nothing to check.
+    """
+    if header.synthetic:
+        return
     problems: list[str] = []
     seen: set[str] = set()
     for column, name in enumerate(header.names, 1):
@@ -382,6 +403,10 @@ def row_values(header: Header, record: Record) -> dict[str, str]:
     if record.error is not None:
         raise RowError(record.error)
     fields = record.fields
+    if header.synthetic:
+        if len(fields) > len(header.names):
+            raise RowError(f"{len(fields)} fields, at most {len(header.names)} expected")
+        return dict(zip(header.names, map(str.strip, fields), strict=False))
     if len(fields) != len(header.names):
         raise RowError(f"{len(fields)} fields, header has {len(header.names)}")
     return dict(zip(header.names, map(str.strip, fields), strict=True))

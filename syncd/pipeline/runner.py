@@ -131,7 +131,7 @@ class Runner:
                 built = self.build_processor(processor, options, True)
                 csv = CsvFile(path, csv_options(self._settings, options))
                 info = replace(info, sha256=csv.check(), options=built.describe())
-                header = csv.header()
+                header = csv.resolve_header(built.schema)
                 validate_header(header, built.schema, name)
             except (RejectFile, ConfigError) as exc:
                 self._write_report(replace(info, error=str(exc), finished=self._now()), [], txt)
@@ -188,7 +188,7 @@ class Runner:
             raise RejectFile(f"{entry.name}: {exc}") from exc
         try:
             sha256 = csv.check()
-            header = csv.header()
+            header = csv.resolve_header(processor.schema)
         except RejectFile as exc:
             raise RejectFile(f"{entry.name}: {exc}") from exc
         if entry.sha256 and sha256 != entry.sha256:

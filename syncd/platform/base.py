@@ -17,6 +17,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd.domain import RowResult
+from syncd.platform.model import (
+    CategoryRecord,
+    CohortRecord,
+    CourseRecord,
+    Enrolment,
+    EnrolMethod,
+    GroupingRecord,
+    GroupRecord,
+    RoleAssignment,
+    SectionRecord,
+)
 
 
 @dataclass(slots=True)
@@ -74,6 +85,207 @@ class UserRepository(Protocol):
         ...
 
 
+class CategoryRepository(Protocol):
+    """Course categories: few (hundreds), so they are read whole."""
+
+    def all(self) -> list[CategoryRecord]:
+        """Every category."""
+        ...
+
+    def add(self, categories: Sequence[CategoryRecord]) -> None:
+        """Insert new categories (parents before children) and set their ``id``."""
+        ...
+
+
+class CourseRepository(Protocol):
+    """Courses and their sections, in batches."""
+
+    def find(
+        self,
+        *,
+        shortnames: Collection[str] = (),
+        idnumbers: Collection[str] = (),
+        ids: Collection[int] = (),
+    ) -> list[CourseRecord]:
+        """Every course matching any key (exact match)."""
+        ...
+
+    def add(self, courses: Sequence[CourseRecord]) -> None:
+        """Insert new courses and set their ``id``."""
+        ...
+
+    def update(self, courses: Sequence[CourseRecord]) -> None:
+        """Write every field of these existing courses (by ``id``)."""
+        ...
+
+    def delete(self, course_ids: Collection[int]) -> None:
+        """Delete courses with everything that belongs to them (sections, enrolment
+        methods and enrolments, role assignments, groups, groupings)."""
+        ...
+
+    def sections(self, course_ids: Collection[int]) -> list[SectionRecord]:
+        """The sections of these courses, by course then number."""
+        ...
+
+    def put_sections(self, sections: Sequence[SectionRecord]) -> None:
+        """Insert or replace sections by (course_id, number); sets ``id``."""
+        ...
+
+
+class RoleRepository(Protocol):
+    """Roles by shortname."""
+
+    def all(self) -> dict[str, int]:
+        """Role shortname -> role id."""
+        ...
+
+
+class EnrolmentRepository(Protocol):
+    """Enrolment methods of courses, user enrolments and course role assignments."""
+
+    def methods(self, course_ids: Collection[int]) -> list[EnrolMethod]:
+        """Every enrolment method of these courses."""
+        ...
+
+    def add_methods(self, methods: Sequence[EnrolMethod]) -> None:
+        """Insert methods and set their ``id``."""
+        ...
+
+    def update_methods(self, methods: Sequence[EnrolMethod]) -> None:
+        """Write every field of these methods (by ``id``)."""
+        ...
+
+    def delete_methods(self, method_ids: Collection[int]) -> None:
+        """Delete methods and the user enrolments through them."""
+        ...
+
+    def find(self, pairs: Collection[tuple[int, int]]) -> list[Enrolment]:
+        """Every user enrolment of these (course_id, user_id) pairs, whatever the method."""
+        ...
+
+    def in_courses(self, course_ids: Collection[int]) -> list[Enrolment]:
+        """Every user enrolment in these courses."""
+        ...
+
+    def add(self, enrolments: Sequence[Enrolment]) -> None:
+        """Insert user enrolments and set their ``id``."""
+        ...
+
+    def update(self, enrolments: Sequence[Enrolment]) -> None:
+        """Write active/start/end of these enrolments (by ``id``)."""
+        ...
+
+    def delete(self, enrolment_ids: Collection[int]) -> None:
+        """Remove user enrolments."""
+        ...
+
+    def roles(self, pairs: Collection[tuple[int, int]]) -> list[RoleAssignment]:
+        """Every role assignment of these (course_id, user_id) pairs."""
+        ...
+
+    def roles_in_courses(self, course_ids: Collection[int]) -> list[RoleAssignment]:
+        """Every role assignment in these courses."""
+        ...
+
+    def assign(self, assignments: Collection[RoleAssignment]) -> None:
+        """Add role assignments (already present ones are ignored)."""
+        ...
+
+    def unassign(self, assignments: Collection[RoleAssignment]) -> None:
+        """Remove role assignments (absent ones are ignored)."""
+        ...
+
+
+class GroupRepository(Protocol):
+    """Groups, groupings and their members, per course."""
+
+    def groups(self, course_ids: Collection[int]) -> list[GroupRecord]:
+        """Every group of these courses."""
+        ...
+
+    def add_groups(self, groups: Sequence[GroupRecord]) -> None:
+        """Insert groups and set their ``id``."""
+        ...
+
+    def update_groups(self, groups: Sequence[GroupRecord]) -> None:
+        """Write name/idnumber/description of these groups (by ``id``)."""
+        ...
+
+    def delete_groups(self, group_ids: Collection[int]) -> None:
+        """Delete groups with their members and grouping links."""
+        ...
+
+    def groupings(self, course_ids: Collection[int]) -> list[GroupingRecord]:
+        """Every grouping of these courses."""
+        ...
+
+    def add_groupings(self, groupings: Sequence[GroupingRecord]) -> None:
+        """Insert groupings and set their ``id``."""
+        ...
+
+    def delete_groupings(self, grouping_ids: Collection[int]) -> None:
+        """Delete groupings (their groups stay)."""
+        ...
+
+    def grouping_links(self, grouping_ids: Collection[int]) -> set[tuple[int, int]]:
+        """(grouping_id, group_id) links of these groupings."""
+        ...
+
+    def link(self, links: Collection[tuple[int, int]]) -> None:
+        """Put groups in groupings: (grouping_id, group_id); present links are ignored."""
+        ...
+
+    def members(self, group_ids: Collection[int]) -> set[tuple[int, int]]:
+        """(group_id, user_id) memberships of these groups."""
+        ...
+
+    def add_members(self, members: Collection[tuple[int, int]]) -> None:
+        """Add (group_id, user_id) memberships; present ones are ignored."""
+        ...
+
+    def remove_members(self, members: Collection[tuple[int, int]]) -> None:
+        """Remove (group_id, user_id) memberships; absent ones are ignored."""
+        ...
+
+
+class CohortRepository(Protocol):
+    """Cohorts and their members."""
+
+    def find(
+        self,
+        *,
+        idnumbers: Collection[str] = (),
+        names: Collection[str] = (),
+        ids: Collection[int] = (),
+    ) -> list[CohortRecord]:
+        """Every cohort matching any key (exact match)."""
+        ...
+
+    def add(self, cohorts: Sequence[CohortRecord]) -> None:
+        """Insert cohorts and set their ``id``."""
+        ...
+
+    def update(self, cohorts: Sequence[CohortRecord]) -> None:
+        """Write every field of these cohorts (by ``id``)."""
+        ...
+
+    def delete(self, cohort_ids: Collection[int]) -> None:
+        """Delete cohorts with their members and their cohort-sync enrolment methods."""
+        ...
+
+    def members(self, cohort_ids: Collection[int]) -> set[tuple[int, int]]:
+        """(cohort_id, user_id) memberships of these cohorts."""
+        ...
+
+    def add_members(self, members: Collection[tuple[int, int]]) -> None:
+        """Add memberships; present ones are ignored."""
+        ...
+
+    def remove_members(self, members: Collection[tuple[int, int]]) -> None:
+        """Remove memberships; absent ones are ignored."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """How far a file got: ``records_done`` data records have been applied and committed."""
@@ -96,6 +308,36 @@ class PlatformTx(Protocol):
     @property
     def users(self) -> UserRepository:
         """The users of the platform."""
+        ...
+
+    @property
+    def categories(self) -> CategoryRepository:
+        """Course categories."""
+        ...
+
+    @property
+    def courses(self) -> CourseRepository:
+        """Courses and sections."""
+        ...
+
+    @property
+    def roles(self) -> RoleRepository:
+        """Roles."""
+        ...
+
+    @property
+    def enrolments(self) -> EnrolmentRepository:
+        """Enrolment methods, user enrolments, role assignments."""
+        ...
+
+    @property
+    def groups(self) -> GroupRepository:
+        """Groups, groupings, members."""
+        ...
+
+    @property
+    def cohorts(self) -> CohortRepository:
+        """Cohorts and members."""
         ...
 
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:

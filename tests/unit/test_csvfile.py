@@ -503,3 +503,31 @@ def test_reading_records_keeps_memory_flat(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == ROWS
     assert peak < 2 * 1024 * 1024 < path.stat().st_size
+
+
+def test_headerless_form_reads_the_first_record_as_data(tmp_path: Path) -> None:
+    """A schema with a header-less form reads a file whose first record is no header as data."""
+    path = tmp_path / "flat.csv"
+    path.write_bytes(b"add,student,E1,C1\n# comment\ndel,teacher,E2,C2,2026-09-01\n")
+    schema = Schema(required=frozenset({"cmd"}), optional=frozenset({"role"}),
+                    headerless=("cmd", "role", "user", "course", "start", "end"))
+    csv = CsvFile(path)
+    header = csv.resolve_header(schema)
+    assert header.synthetic and header.raw == b"" and header.names[0] == "cmd"
+    validate_header(header, schema, "flat.csv")  # nothing to check
+    records = list(csv.records())
+    assert [r.index for r in records] == [0, 1] and [r.line for r in records] == [1, 3]
+    assert row_values(header, records[0]) == {"cmd": "add", "role": "student", "user": "E1", "course": "C1"}
+    assert row_values(header, records[1])["start"] == "2026-09-01"
+    too_long = Record(2, 4, ["a"] * 7, b"")
+    with pytest.raises(RowError, match="7 fields, at most 6 expected"):
+        row_values(header, too_long)
+
+
+def test_a_real_header_is_kept_when_a_headerless_form_exists(tmp_path: Path) -> None:
+    """A first record naming known columns stays the header."""
+    path = tmp_path / "h.csv"
+    path.write_bytes(b"cmd,role\nadd,student\n")
+    schema = Schema(required=frozenset({"cmd"}), optional=frozenset({"role"}), headerless=("cmd", "role"))
+    header = CsvFile(path).resolve_header(schema)
+    assert not header.synthetic and header.names == ("cmd", "role")

@@ -101,3 +101,43 @@ def test_example_config_is_valid() -> None:
     s = load_settings(example, env={})
     assert s.routes[0].processor == "users"
     assert s.processors["users"]["identity"] == "idnumber"
+
+
+def test_jobs_are_read_with_their_options(tmp_path: Path) -> None:
+    """[[job]] tables give name, processor, file, cron, time zone and the rest as options."""
+    cfg = write(tmp_path, """
+[scheduler]
+grace = 60
+[[job]]
+name = "nightly"
+processor = "users"
+file = "preselected/users.csv"
+cron = "30 2 * * mon-fri"
+timezone = "Europe/Paris"
+mode = "update_only"
+""")
+    s = load_settings(cfg, env={})
+    (job,) = s.jobs
+    assert (job.name, job.processor, job.file, job.cron) == ("nightly", "users", "preselected/users.csv",
+                                                            "30 2 * * mon-fri")
+    assert job.timezone == "Europe/Paris" and job.options == {"mode": "update_only"}
+    assert s.scheduler.grace == 60
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[job]]\nname = 'a'\nprocessor = 'users'\ncron = '* * * * *'\n", "job[0].file: required"),
+        ("[[job]]\nname = 'cleanup'\nprocessor = 'users'\nfile = 'x.csv'\ncron = '* * * * *'\n",
+         "job[0].name: 'cleanup' is used twice"),
+        ("[[job]]\nname = 'a'\nprocessor = 'users'\nfile = 'x.csv'\ncron = '* * * * *'\n"
+         "timezone = 'Moon/Base'\n", "job[0].timezone: unknown time zone 'Moon/Base'"),
+        ("[cleanup]\ncache_days = -1\n", "cleanup.cache_days: must be >= 0"),
+        ("[service]\nstall_timeout = 0\n", "service.stall_timeout: must be >= 1"),
+    ],
+)
+def test_bad_jobs_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    """Job, cleanup and service settings are validated with the key named."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env={})
+    assert message in str(info.value)

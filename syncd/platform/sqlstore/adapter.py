@@ -1,10 +1,11 @@
 """The embedded SQL adapter of the platform port (SQLite or PostgreSQL, SQLAlchemy Core).
 
 Every repository call works on whole batches: one SELECT per key kind (IN lists of at most
-:data:`CHUNK` values), one executemany per kind of write. Bulk writes hand plain tuples to
-the driver's executemany (SQLAlchemy's per-row parameter handling cost more than the
-database work). A transaction is one connection and one database transaction; the runner
-saves the file checkpoint inside it, with the rows.
+``CHUNK`` values), one executemany per kind of write (helpers in ``_sql``). This module
+holds the transaction, the users and the checkpoints; the course model's repositories
+live in ``courses``, ``enrolments``, ``groups`` and ``cohorts``. A transaction is one
+connection and one database transaction; the runner saves the file checkpoint inside it,
+with the rows.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    Column,
     ColumnElement,
     Connection,
     Engine,
     String,
-    Table,
-    any_,
-    bindparam,
     delete,
     func,
     insert,
@@ -35,6 +31,19 @@ from sqlalchemy import (
 
 from syncd.domain import Outcome, RowResult
 from syncd.platform.base import Checkpoint, PlatformTx, SavedResult, UserRecord
+from syncd.platform.sqlstore._sql import (
+    among,
+    bind,
+    chunks,
+    executemany,
+    insert_sql,
+    update_sql,
+    utcnow,
+)
+from syncd.platform.sqlstore.cohorts import SqlCohorts
+from syncd.platform.sqlstore.courses import SqlCategories, SqlCourses, SqlRoles
+from syncd.platform.sqlstore.enrolments import SqlEnrolments
+from syncd.platform.sqlstore.groups import SqlGroups
 from syncd.platform.sqlstore.schema import (
     syncd_checkpoint,
     syncd_row_result,
@@ -42,8 +51,6 @@ from syncd.platform.sqlstore.schema import (
     users,
 )
 
-#: Most values in one IN list.
-CHUNK = 500
 #: Saved results read per query when streaming them back.
 RESULT_PAGE = 5000
 
@@ -52,28 +59,6 @@ USER_FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(UserRecord) if f.name not in ("id", "profile")
 )
 _USER_COLUMNS = [users.c.id, *(users.c[name] for name in USER_FIELDS)]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _among(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[bool]:
-    """``column`` is one of the ``keys`` bound at execution (at most :data:`CHUNK` of them).
-
-    PostgreSQL gets ``column = ANY(:keys)``, one array parameter: psycopg prepares repeated
-    statements, and the generic plan of an IN list of 500 parameters planned while the table
-    was still small compares every row with every key (seconds per query at 100k users).
-    """
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam("keys", type_=ARRAY(column.type)))
-    return column.in_(bindparam("keys", expanding=True))
-
-
-def _chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
-    ordered = sorted(set(values))
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
 
 
 class _SqlUsers:
@@ -100,8 +85,8 @@ class _SqlUsers:
         known = {u.idnumber for u in found.values()}
         self._select(users.c.idnumber, [i for i in idnumbers if i not in known], found)
         self._select(func.lower(users.c.email, type_=String), [e.lower() for e in emails], found)
-        for chunk in _chunks(found):
-            query = select(user_profile).where(_among(self._conn, user_profile.c.user_id))
+        for chunk in chunks(found):
+            query = select(user_profile).where(among(self._conn, user_profile.c.user_id))
             for user_id, name, value in self._conn.execute(query, {"keys": chunk}):
                 found[user_id].profile[name] = value
         return list(found.values())
@@ -109,8 +94,8 @@ class _SqlUsers:
     def _select(
         self, column: ColumnElement[Any], values: Iterable[str], found: dict[int, UserRecord]
     ) -> None:
-        for chunk in _chunks(v for v in values if v):
-            query = select(*_USER_COLUMNS).where(_among(self._conn, column))
+        for chunk in chunks(v for v in values if v):
+            query = select(*_USER_COLUMNS).where(among(self._conn, column))
             for row in self._conn.execute(query, {"keys": chunk}):
                 if row[0] not in found:
                     record = UserRecord(**dict(zip(USER_FIELDS, row[1:], strict=True)))
@@ -124,15 +109,15 @@ class _SqlUsers:
         """
         if not records:
             return
-        stamp = _bind(self._conn, users.c.created_at, self._now())
-        _executemany(
+        stamp = bind(self._conn, users.c.created_at, self._now())
+        executemany(
             self._conn,
-            _insert_sql(self._conn, users, (*USER_FIELDS, "created_at", "updated_at")),
+            insert_sql(self._conn, users, (*USER_FIELDS, "created_at", "updated_at")),
             [(*_row(r), stamp, stamp) for r in records],
         )
         ids: dict[str, int] = {}
-        for chunk in _chunks(r.username for r in records):
-            query = select(users.c.username, users.c.id).where(_among(self._conn, users.c.username))
+        for chunk in chunks(r.username for r in records):
+            query = select(users.c.username, users.c.id).where(among(self._conn, users.c.username))
             ids.update((name, id_) for name, id_ in self._conn.execute(query, {"keys": chunk}))
         for record in records:
             record.id = ids[record.username]
@@ -144,21 +129,21 @@ class _SqlUsers:
             return
         if any(r.id is None for r in records):
             raise ValueError("update() needs users that have an id; add() new ones")
-        stamp = _bind(self._conn, users.c.updated_at, self._now())
-        _executemany(
+        stamp = bind(self._conn, users.c.updated_at, self._now())
+        executemany(
             self._conn,
-            _update_sql(self._conn, users, (*USER_FIELDS, "updated_at"), "id"),
+            update_sql(self._conn, users, (*USER_FIELDS, "updated_at"), "id"),
             [(*_row(r), stamp, r.id) for r in records],
         )
-        for chunk in _chunks(r.id for r in records):
-            query = delete(user_profile).where(_among(self._conn, user_profile.c.user_id))
+        for chunk in chunks(r.id for r in records):
+            query = delete(user_profile).where(among(self._conn, user_profile.c.user_id))
             self._conn.execute(query, {"keys": chunk})
         self._insert_profiles(records)
 
     def _insert_profiles(self, records: Sequence[UserRecord]) -> None:
-        _executemany(
+        executemany(
             self._conn,
-            _insert_sql(self._conn, user_profile, ("user_id", "field", "value")),
+            insert_sql(self._conn, user_profile, ("user_id", "field", "value")),
             [(r.id, name, value) for r in records for name, value in r.profile.items()],
         )
 
@@ -176,45 +161,6 @@ def _row(record: UserRecord) -> list[Any]:
     return values
 
 
-# Bulk writes: SQL text built from the table metadata, the driver's own placeholder, and
-# values of native DBAPI types (str, int, bool, None); datetimes go through the column
-# type's bind processor once per batch.
-
-
-def _placeholder(conn: Connection) -> str:
-    style = conn.dialect.paramstyle
-    if style == "qmark":
-        return "?"
-    if style in ("format", "pyformat"):
-        return "%s"
-    raise ValueError(f"unsupported DBAPI paramstyle {style!r}")
-
-
-def _insert_sql(conn: Connection, table: Table, columns: Sequence[str]) -> str:
-    quote = conn.dialect.identifier_preparer
-    names = ", ".join(quote.quote(c) for c in columns)
-    marks = ", ".join([_placeholder(conn)] * len(columns))
-    return f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({marks})"
-
-
-def _update_sql(conn: Connection, table: Table, columns: Sequence[str], key: str) -> str:
-    quote = conn.dialect.identifier_preparer
-    mark = _placeholder(conn)
-    sets = ", ".join(f"{quote.quote(c)} = {mark}" for c in columns)
-    return f"UPDATE {quote.format_table(table)} SET {sets} WHERE {quote.quote(key)} = {mark}"
-
-
-def _executemany(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        conn.exec_driver_sql(sql, rows)
-
-
-def _bind(conn: Connection, column: Column[Any], value: Any) -> Any:
-    """``value`` as the driver takes it for ``column`` (e.g. a datetime on SQLite)."""
-    process = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return value if process is None else process(value)
-
-
 class _SqlTx:
     """One platform transaction on one connection (implements PlatformTx)."""
 
@@ -222,11 +168,47 @@ class _SqlTx:
         self._conn = conn
         self._now = now
         self._users = _SqlUsers(conn, now)
+        self._categories = SqlCategories(conn)
+        self._courses = SqlCourses(conn, now)
+        self._roles = SqlRoles(conn)
+        self._enrolments = SqlEnrolments(conn)
+        self._groups = SqlGroups(conn)
+        self._cohorts = SqlCohorts(conn)
 
     @property
     def users(self) -> _SqlUsers:
         """The users of the platform."""
         return self._users
+
+    @property
+    def categories(self) -> SqlCategories:
+        """Course categories."""
+        return self._categories
+
+    @property
+    def courses(self) -> SqlCourses:
+        """Courses and sections."""
+        return self._courses
+
+    @property
+    def roles(self) -> SqlRoles:
+        """Roles."""
+        return self._roles
+
+    @property
+    def enrolments(self) -> SqlEnrolments:
+        """Enrolment methods, user enrolments, role assignments."""
+        return self._enrolments
+
+    @property
+    def groups(self) -> SqlGroups:
+        """Groups, groupings, members."""
+        return self._groups
+
+    @property
+    def cohorts(self) -> SqlCohorts:
+        """Cohorts and members."""
+        return self._cohorts
 
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:
         """The checkpoint saved for this ledger file, or None when it has not started."""
@@ -242,9 +224,9 @@ class _SqlTx:
         )
         if changed.rowcount == 0:
             self._conn.execute(insert(syncd_checkpoint).values(file_id=file_id, **values))
-        _executemany(
+        executemany(
             self._conn,
-            _insert_sql(self._conn, syncd_row_result, ("file_id", "record", "line", "outcome", "reason")),
+            insert_sql(self._conn, syncd_row_result, ("file_id", "record", "line", "outcome", "reason")),
             [(file_id, s.record, s.line, s.result.outcome.value, s.result.reason) for s in results],
         )
 
@@ -278,7 +260,7 @@ class SqlPlatform:
     ``now`` is the clock for ``created_at``/``updated_at`` (UTC); tests pass a fixed one.
     """
 
-    def __init__(self, engine: Engine, *, now: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, engine: Engine, *, now: Callable[[], datetime] = utcnow) -> None:
         self._engine = engine
         self._now = now
 

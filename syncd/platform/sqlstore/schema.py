@@ -1,13 +1,23 @@
 """Tables of the embedded platform store (SQLAlchemy Core).
 
-One :data:`metadata` holds every table; later file kinds (courses, enrolments, cohorts…)
-add theirs here. Times are UTC and set by the adapter, not by database defaults, so that
-tests can pass a clock in. Usernames are stored lowercased by the users processor, which
-also keeps short text values within their VARCHAR(255) (PostgreSQL enforces it; SQLite
-does not).
+One :data:`metadata` holds every table: users and their profile fields, the course model
+(categories, courses, sections, roles, enrolment methods, user enrolments, role
+assignments, groups, groupings, cohorts and members) and the file checkpoints. Times are
+UTC and set by the adapter, not by database defaults, so that tests can pass a clock in.
+Usernames are stored lowercased by the users processor, which also keeps short text
+values within their VARCHAR(255) (PostgreSQL enforces it; SQLite does not).
+
+Foreign keys are declared everywhere, so that a bug cannot leave a dangling reference
+(SQLite enforces them with ``PRAGMA foreign_keys=ON``, set by ``make_engine``). Children
+that belong to a parent cascade on delete as a safety net; the adapter deletes them
+explicitly anyway. Users are never deleted (a deleted user is flagged and keeps its
+rows), so nothing cascades from them. Empty idnumbers are stored as NULL: unique when
+set, any number of rows without one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from sqlalchemy import (
     Boolean,
@@ -15,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -22,9 +33,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     func,
+    insert,
+    select,
+    true,
 )
+
+from syncd.platform.model import DEFAULT_ROLES
 
 metadata = MetaData()
 
@@ -99,6 +116,210 @@ syncd_row_result = Table(
 )
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every missing table and index (idempotent: existing ones are left alone)."""
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _ref(name: str, target: str, *, nullable: bool = False, ondelete: str | None = None) -> Column[int]:
+    """An integer foreign key column to ``target`` (``table.column``)."""
+    return Column(name, Integer, ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+def _long(name: str) -> Column[str]:
+    return Column(name, Text, nullable=False, default="", server_default="")
+
+
+def _idnumber() -> Column[str]:
+    return Column("idnumber", String(255), nullable=True)
+
+
+def _when(name: str, *, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+categories = Table(
+    "categories",
+    metadata,
+    _id(),
+    Column("name", String(255), nullable=False),
+    _ref("parent_id", "categories.id", nullable=True),
+    _idnumber(),
+    _long("description"),
+    UniqueConstraint("idnumber"),
+    Index("ix_categories_parent_id", "parent_id"),
+)
+
+courses = Table(
+    "courses",
+    metadata,
+    _id(),
+    Column("shortname", String(255), nullable=False, unique=True),
+    Column("fullname", String(255), nullable=False),
+    _ref("category_id", "categories.id"),
+    Column("idnumber", String(255), nullable=True, unique=True),
+    _long("summary"),
+    Column("format", String(255), nullable=False, default="topics", server_default="topics"),
+    Column("visible", Boolean, nullable=False, default=True, server_default=true()),
+    _when("startdate"),
+    _when("enddate"),
+    _text("lang"),
+    Column("groupmode", Integer, nullable=False, default=0, server_default="0"),
+    Column("maxbytes", Integer, nullable=False, default=0, server_default="0"),
+    _when("created_at", nullable=False),
+    _when("updated_at", nullable=False),
+    Index("ix_courses_category_id", "category_id"),
+)
+
+course_sections = Table(
+    "course_sections",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("number", Integer, nullable=False),
+    _text("name"),
+    _long("summary"),
+    UniqueConstraint("course_id", "number"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    _id(),
+    Column("shortname", String(255), nullable=False, unique=True),
+    _text("name"),
+)
+
+cohorts = Table(
+    "cohorts",
+    metadata,
+    _id(),
+    Column("name", String(255), nullable=False),
+    Column("idnumber", String(255), nullable=True, unique=True),
+    _long("description"),
+    _ref("category_id", "categories.id", nullable=True),
+    Index("ix_cohorts_name", "name"),
+    Index("ix_cohorts_category_id", "category_id"),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("name", String(255), nullable=False),
+    _idnumber(),
+    _long("description"),
+    UniqueConstraint("course_id", "name"),
+    UniqueConstraint("course_id", "idnumber"),
+)
+
+groupings = Table(
+    "groupings",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("name", String(255), nullable=False),
+    _idnumber(),
+    _long("description"),
+    UniqueConstraint("course_id", "name"),
+    UniqueConstraint("course_id", "idnumber"),
+)
+
+grouping_groups = Table(
+    "grouping_groups",
+    metadata,
+    _ref("grouping_id", "groupings.id", ondelete="CASCADE"),
+    _ref("group_id", "groups.id", ondelete="CASCADE"),
+    PrimaryKeyConstraint("grouping_id", "group_id"),
+    Index("ix_grouping_groups_group_id", "group_id"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    _ref("group_id", "groups.id", ondelete="CASCADE"),
+    _ref("user_id", "users.id"),
+    PrimaryKeyConstraint("group_id", "user_id"),
+    Index("ix_group_members_user_id", "user_id"),
+)
+
+cohort_members = Table(
+    "cohort_members",
+    metadata,
+    _ref("cohort_id", "cohorts.id", ondelete="CASCADE"),
+    _ref("user_id", "users.id"),
+    PrimaryKeyConstraint("cohort_id", "user_id"),
+    Index("ix_cohort_members_user_id", "user_id"),
+)
+
+enrol_methods = Table(
+    "enrol_methods",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("method", String(32), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
+    _ref("cohort_id", "cohorts.id", nullable=True, ondelete="CASCADE"),
+    _ref("role_id", "roles.id", nullable=True),
+    _ref("group_id", "groups.id", nullable=True, ondelete="SET NULL"),
+    # one cohort-sync instance per course and cohort…
+    UniqueConstraint("course_id", "method", "cohort_id"),
+    # …the referenced key of user_enrolments' (method_id, course_id)
+    UniqueConstraint("id", "course_id"),
+    Index("ix_enrol_methods_cohort_id", "cohort_id"),
+    Index("ix_enrol_methods_group_id", "group_id"),
+)
+# …and one instance of every other method per course.
+Index(
+    "ux_enrol_methods_course_method",
+    enrol_methods.c.course_id,
+    enrol_methods.c.method,
+    unique=True,
+    sqlite_where=enrol_methods.c.method != "cohort",
+    postgresql_where=enrol_methods.c.method != "cohort",
+)
+
+user_enrolments = Table(
+    "user_enrolments",
+    metadata,
+    _id(),
+    Column("method_id", Integer, nullable=False),
+    # the method's course, kept here for look-ups by (course, user); the composite foreign
+    # key below makes it always agree with the method's
+    Column("course_id", Integer, nullable=False),
+    _ref("user_id", "users.id"),
+    Column("active", Boolean, nullable=False, default=True, server_default=true()),
+    _when("timestart"),
+    _when("timeend"),
+    ForeignKeyConstraint(
+        ["method_id", "course_id"], ["enrol_methods.id", "enrol_methods.course_id"], ondelete="CASCADE"
+    ),
+    UniqueConstraint("method_id", "user_id"),
+    Index("ix_user_enrolments_course_user", "course_id", "user_id"),
+    Index("ix_user_enrolments_user_id", "user_id"),
+)
+
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    _ref("user_id", "users.id"),
+    _ref("role_id", "roles.id"),
+    PrimaryKeyConstraint("course_id", "user_id", "role_id"),
+    Index("ix_role_assignments_user_id", "user_id"),
+)
+
+
+def create_schema(engine: Engine, extra_roles: Iterable[str] = ()) -> None:
+    """Create every missing table and index and the missing roles (idempotent).
+
+    Existing tables, rows and role ids are left alone; :data:`DEFAULT_ROLES` and then
+    ``extra_roles`` that are not there yet are added, in that order.
+    """
     metadata.create_all(engine)
+    wanted = list(dict.fromkeys((*DEFAULT_ROLES, *extra_roles)))
+    with engine.begin() as conn:
+        present = set(conn.execute(select(roles.c.shortname)).scalars())
+        missing = [{"shortname": r, "name": r} for r in wanted if r not in present]
+        if missing:
+            conn.execute(insert(roles), missing)
