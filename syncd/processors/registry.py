@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from syncd.processors import users
+from syncd.processors import course_check, course_delete, course_reset, courses, users
 from syncd.processors.base import ProcessorSpec
 
 REGISTRY: Mapping[str, ProcessorSpec] = {
     spec.name: spec
     for spec in (
         users.SPEC,
+        courses.SPEC,
+        course_check.SPEC,
+        course_reset.SPEC,
+        course_delete.SPEC,
     )
 }
