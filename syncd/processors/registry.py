@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from syncd.processors import course_check, course_delete, course_reset, courses, users
+from syncd.processors import (
+    cohort_courses,
+    cohorts,
+    course_check,
+    course_delete,
+    course_reset,
+    courses,
+    group_members,
+    groups,
+    users,
+)
 from syncd.processors.base import ProcessorSpec
 
 REGISTRY: Mapping[str, ProcessorSpec] = {
@@ -12,6 +22,10 @@ REGISTRY: Mapping[str, ProcessorSpec] = {
     for spec in (
         users.SPEC,
         courses.SPEC,
+        cohorts.SPEC,
+        groups.SPEC,
+        group_members.SPEC,
+        cohort_courses.SPEC,
         course_check.SPEC,
         course_reset.SPEC,
         course_delete.SPEC,
