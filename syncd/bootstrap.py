@@ -155,7 +155,7 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         engines.append(platform_engine)
     ledger = Ledger(ledger_engine, clock)
     ledger.create_schema()
-    create_schema(platform_engine)
+    create_schema(platform_engine, extra_roles=settings.platform.roles)
     platform = SqlPlatform(platform_engine)
     heartbeat = Heartbeat()
     runner = Runner(

@@ -66,6 +66,8 @@ class PlatformSettings:
     kind: str = field(default="sql", metadata=_choices("sql"))
     #: empty = the ledger's database (one transaction covers rows and checkpoint)
     url: str = ""
+    #: role shortnames seeded besides manager, editingteacher, teacher, student, guest
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,19 @@ cohorts and their members) plus checkpoints and saved results in one state of di
 sets. A transaction works on the live state and restores a snapshot on rollback or on an
 exception, as a database would. Records handed out or taken in are copies, so a
 processor's unsaved changes never leak into the store. Writes check what the SQL store's
-constraints check (unique keys, foreign keys: see ``tests/fakes_model.py``) and raise
-:class:`FakeIntegrityError`; deletes cascade as the port says.
+constraints check (unique keys, foreign keys: see ``tests/fakes_model.py`` and
+``tests/fakes_groups.py``) and raise :class:`FakeIntegrityError`; deletes cascade as the
+port says; an empty idnumber is stored as None and datetimes in UTC, as the SQL store
+gives them back. ``tests/integration/test_sqlstore_model.py`` runs one contract against
+this fake and the SQL store, so the two keep the same semantics.
 
 Test helpers on :class:`FakePlatform` (not part of the port; none counts as a transaction):
 
 - ``FakePlatform(roles=("auditor",))``: extra roles besides ``DEFAULT_ROLES``.
 - ``platform.direct``: a :class:`FakeTx` on the live state, for seeding with the port's
   own methods, e.g. ``platform.direct.courses.add([CourseRecord(...)])``.
-- ``seed(*users)``, ``seed_category(name)``, ``seed_course(shortname, ...)``,
+- ``seed(*users)``, ``seed_category(name)``, ``seed_course(shortname, ...)`` (with its
+  manual enrolment method; in a "Misc" category unless ``category_id``),
   ``seed_cohort(name, idnumber)``, ``seed_group(course_id, name)``: quick seeding, return
   the stored records with their ids.
 - Reads (copies, sorted): ``users()``, ``user(username)``, ``categories()``, ``courses()``,

@@ -116,7 +116,8 @@ class BatchApplier:
         if tx is not None:
             raise RetryLater(f"dry run interrupted by an internal error: {exc}") from exc
         if len(batch) > 1:
-            log.warning("batch_failed", error=f"{type(exc).__name__}: {exc}", rows=len(batch))
+            cause = getattr(exc, "orig", None) or exc  # a DBAPIError's text holds the whole statement
+            log.warning("batch_failed", error=f"{type(cause).__name__}: {str(cause)[:300]}", rows=len(batch))
             for offset, record in enumerate(batch):
                 self._commit(job, [record], done + offset, None)
             return
