@@ -4,6 +4,8 @@ A batch is applied against an in-memory working set: one ``find`` for every key 
 batch, rows applied in order (a later row sees what an earlier one did), then one
 ``update`` and one ``add``. Passwords are hashed on a thread pool (scrypt releases the
 GIL). See SPEC §4 "users" for the rules; ``_userrows`` validates each row first.
+The per-course (``course<N>``…) and ``cohort<N>`` columns are applied after the batch's
+users are written, by ``_usercourses`` (with the enrolments processor's logic).
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, tzinfo
 from typing import Any
 
 from syncd.csvfile import Schema, parse_bool
 from syncd.domain import ConfigError, Outcome, RowError, RowResult
 from syncd.passwords import check_cost, hash_password, verify_password
 from syncd.platform.base import PlatformTx, UserRecord
+from syncd.processors._usercourses import SLOT_COLUMNS, Slots, Subject, apply_slots, parse_slots
 from syncd.processors._userrows import (
     IDENTITIES,
     MODES,
@@ -31,6 +35,8 @@ from syncd.processors._userrows import (
 from syncd.processors.base import ProcessorSpec, Row, RunContext
 
 _NAMES = frozenset({"firstname", "lastname"})
+#: user results after which a row's course<N>/cohort<N> columns are applied
+_SUBJECT_OUTCOMES = frozenset({Outcome.CREATED, Outcome.UPDATED, Outcome.UNCHANGED})
 #: Memory the parallel password hashing of a batch may use (cost 14: 16 MiB per hash).
 _KDF_MEMORY = 512 * 1024 * 1024
 
@@ -81,11 +87,22 @@ class _Passwords:
 class UsersProcessor:
     """Applies users rows (implements Processor)."""
 
-    def __init__(self, *, identity: str, mode: str, update_password: bool, password_cost: int) -> None:
+    def __init__(
+        self,
+        *,
+        identity: str,
+        mode: str,
+        update_password: bool,
+        password_cost: int,
+        timezone: tzinfo = UTC,
+        cohort_autocreate: bool = False,
+    ) -> None:
         self.identity = identity
         self.mode = mode
         self.update_password = update_password
+        self.cohort_autocreate = cohort_autocreate
         self._cost = password_cost
+        self._tz = timezone
 
     @property
     def schema(self) -> Schema:
@@ -93,36 +110,56 @@ class UsersProcessor:
         required = {"username"} if self.mode == "update_only" else {"username", *_NAMES}
         if self.identity == "email":
             required.add("email")
-        optional = (OPTIONAL | _NAMES) - required
+        optional = (OPTIONAL | _NAMES | SLOT_COLUMNS) - required
         return Schema(frozenset(required), frozenset(optional), (PROFILE_PATTERN,))
 
     def describe(self) -> str:
         """The effective options, for the report."""
         password = "yes" if self.update_password else "no"
-        return f"identity={self.identity} mode={self.mode} update_password={password}"
+        text = f"identity={self.identity} mode={self.mode} update_password={password}"
+        return text + (" cohort_autocreate=yes" if self.cohort_autocreate else "")
 
     def apply(self, rows: Sequence[Row], tx: PlatformTx) -> list[RowResult]:
-        """Apply ``rows`` in order: one find for the batch, one update and one add at the end."""
-        parsed: list[UserChange | RowError] = []
-        for row in rows:
-            try:
-                parsed.append(parse_row(row, self.identity))
-            except RowError as exc:
-                parsed.append(exc)
+        """Apply ``rows`` in order: one find for the batch, one update and one add at the end;
+        then the course<N>/cohort<N> columns of the rows whose user part succeeded."""
+        parsed, slots = self._parse(rows)
         changes = [p for p in parsed if isinstance(p, UserChange)]
         if not changes:
             return [RowResult(Outcome.ERROR, str(p)) for p in parsed]
         users = WorkingSet(tx.users.find(**keys_of(changes, self.identity)))
         passwords = _Passwords(self._cost)
         passwords.prepare(self._password_jobs(parsed, users))
-        results = [
-            self._apply_one(i, p, users, passwords)
-            if isinstance(p, UserChange)
-            else RowResult(Outcome.ERROR, str(p))
-            for i, p in enumerate(parsed)
-        ]
-        users.flush(tx.users)
+        results: list[RowResult] = []
+        subjects: list[Subject] = []
+        for i, p in enumerate(parsed):
+            if not isinstance(p, UserChange):
+                results.append(RowResult(Outcome.ERROR, str(p)))
+                continue
+            results.append(self._apply_one(i, p, users, passwords))
+            if i in slots and results[i].outcome in _SUBJECT_OUTCOMES and not p.deleted:
+                subjects.append(Subject(i, users.by_username[p.username], slots[i], results[i]))
+        users.flush(tx.users)  # new users get their ids before they are enrolled
+        if subjects:
+            done = apply_slots(tx, subjects, cohort_autocreate=self.cohort_autocreate)
+            for subject, result in zip(subjects, done, strict=True):
+                results[subject.index] = result
         return results
+
+    def _parse(self, rows: Sequence[Row]) -> tuple[list[UserChange | RowError], dict[int, Slots]]:
+        """Every row validated, its per-course/cohort columns included (nothing applied yet)."""
+        parsed: list[UserChange | RowError] = []
+        slots: dict[int, Slots] = {}
+        for index, row in enumerate(rows):
+            try:
+                change = parse_row(row, self.identity)
+                row_slots = parse_slots(row.values, self._tz)
+            except RowError as exc:
+                parsed.append(exc)
+                continue
+            parsed.append(change)
+            if row_slots is not None:
+                slots[index] = row_slots
+        return parsed, slots
 
     def _password_jobs(
         self, parsed: list[UserChange | RowError], users: WorkingSet
@@ -299,16 +336,21 @@ def _option(options: Mapping[str, Any], name: str, allowed: tuple[str, ...]) -> 
     return str(value)
 
 
-def build(options: Mapping[str, Any], ctx: RunContext) -> UsersProcessor:
-    """Build the processor from route options; raise ConfigError naming a bad one."""
-    update_password = options.get("update_password", True)
-    if isinstance(update_password, str):
+def _flag(options: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A boolean option: true/false, or a string parse_bool reads ("yes", "0"...)."""
+    value = options.get(name, default)
+    if isinstance(value, str):
         try:
-            update_password = parse_bool(update_password, "update_password")
+            value = parse_bool(value, name)
         except RowError as exc:
             raise ConfigError(f"users: option {exc}") from exc
-    if not isinstance(update_password, bool):
-        raise ConfigError(f"users: option update_password must be true or false (got {update_password!r})")
+    if not isinstance(value, bool):
+        raise ConfigError(f"users: option {name} must be true or false (got {value!r})")
+    return value
+
+
+def build(options: Mapping[str, Any], ctx: RunContext) -> UsersProcessor:
+    """Build the processor from route options; raise ConfigError naming a bad one."""
     try:
         cost = check_cost(ctx.password_cost)
     except ValueError as exc:
@@ -316,8 +358,10 @@ def build(options: Mapping[str, Any], ctx: RunContext) -> UsersProcessor:
     return UsersProcessor(
         identity=_option(options, "identity", IDENTITIES),
         mode=_option(options, "mode", MODES),
-        update_password=update_password,
+        update_password=_flag(options, "update_password", True),
         password_cost=cost,
+        timezone=ctx.timezone,
+        cohort_autocreate=_flag(options, "cohort_autocreate", False),
     )
 
 
@@ -326,5 +370,5 @@ SPEC = ProcessorSpec(
     priority=10,
     factory=build,
     sniff=frozenset({"username", "firstname", "lastname"}),
-    options=frozenset({"identity", "mode", "update_password"}),
+    options=frozenset({"identity", "mode", "update_password", "cohort_autocreate"}),
 )
