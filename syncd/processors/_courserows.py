@@ -9,6 +9,7 @@ column blank never wipes a course's idnumber or dates).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any
@@ -240,3 +241,14 @@ def course_key(row: Row, identity: str) -> str:
             raise RowError(f"id: invalid course id {key!r}")
         return str(int(key))  # '012' names course 12
     return key
+
+
+def course_keys(rows: Sequence[Row], identity: str) -> list[str | RowError]:
+    """:func:`course_key` of every row, the error in place of a row that names none."""
+    keys: list[str | RowError] = []
+    for row in rows:
+        try:
+            keys.append(course_key(row, identity))
+        except RowError as exc:
+            keys.append(exc)
+    return keys

@@ -22,7 +22,7 @@ from typing import Any
 from syncd.csvfile import Schema
 from syncd.domain import Outcome, RowError, RowResult
 from syncd.platform.base import PlatformTx
-from syncd.processors._courserows import IDENTITIES, course_key
+from syncd.processors._courserows import IDENTITIES, course_keys
 from syncd.processors._lookup import courses_by, option
 from syncd.processors.base import ProcessorSpec, Row, RunContext
 
@@ -48,12 +48,7 @@ class CourseCheckProcessor:
 
     def apply(self, rows: Sequence[Row], tx: PlatformTx) -> list[RowResult]:
         """One result per row: unchanged when the course exists, error when it is missing."""
-        keys: list[str | RowError] = []
-        for row in rows:
-            try:
-                keys.append(course_key(row, self.identity))
-            except RowError as exc:
-                keys.append(exc)
+        keys = course_keys(rows, self.identity)
         found = courses_by(tx, self.identity, [k for k in keys if isinstance(k, str)])
         results = []
         for row, key in zip(rows, keys, strict=True):
