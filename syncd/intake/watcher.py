@@ -86,6 +86,19 @@ def ignore_reason(rel: PurePosixPath, options: IntakeOptions) -> str | None:
     return None
 
 
+def final_name(path: Path, options: IntakeOptions) -> Path:
+    """The name a temporary upload will most likely be renamed to (``_x`` / ``.x.tmp`` /
+    ``x.filepart`` -> ``x``)."""
+    name = path.name
+    for suffix in options.ignore_suffixes:
+        if name.lower().endswith(suffix.lower()) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    if name[:1] in ("_", ".") and len(name) > 1:
+        name = name[1:]
+    return path.with_name(name)
+
+
 def _marker_target(rel: PurePosixPath, options: IntakeOptions) -> PurePosixPath | None:
     """The data file a done marker stands for, or None if ``rel`` is no marker."""
     name, suffix = rel.name, options.done_suffix
@@ -205,6 +218,10 @@ class Watcher:
         self._clock, self._wall = clock, wall
         self._closed_kind = DIRTY if options.mode == "polling" else CLOSED
         self._cands = Candidates()
+        #: temporary upload names seen by events (``_x.csv``, ``x.csv.filepart``...): the
+        #: files they will be renamed to are uploads under way for the gather rule
+        self._uploads: set[Path] = set()
+        self._uploads_lock = threading.Lock()
         self._scanner = _Scanner(self._sync, options, self._cands)
         self._handler = _Handler(self)
         factory = observer_factory or self._default_observer
@@ -253,10 +270,14 @@ class Watcher:
         """The uploads under way, relative to sync/ (in done-marker mode: only marked ones).
 
         A file still waiting for its marker may wait forever; it must not hold anything back.
+        Uploads under a temporary name (``_users.csv``, ``users.csv.filepart``) count under
+        the name they will be renamed to.
         """
         paths = self._cands.paths()
         if self._opts.done_marker:
             paths = [p for p in paths if os.path.lexists(self._marker_of(p))]
+        with self._uploads_lock:
+            paths += [final_name(p, self._opts) for p in self._uploads]
         return [PurePosixPath(p.relative_to(self._sync).as_posix()) for p in paths]
 
     def rescan(self) -> None:
@@ -371,6 +392,12 @@ class Watcher:
         reason = ignore_reason(rel, self._opts) if rel is not None else "outside"
         if reason is None:
             self._cands.note(path, kind)
+        elif reason in ("hidden", "partial upload"):
+            with self._uploads_lock:
+                if kind == GONE:
+                    self._uploads.discard(path)
+                else:
+                    self._uploads.add(path)
         elif reason == "done marker" and kind != GONE and rel is not None:
             target = _marker_target(rel, self._opts)
             if target is not None and ignore_reason(target, self._opts) is None:

@@ -465,3 +465,18 @@ def test_bad_mode_rejected() -> None:
     """An unknown intake mode is a ConfigError naming the value."""
     with pytest.raises(ConfigError, match="'fanotify'"):
         IntakeOptions(mode="fanotify")
+
+
+def test_temporary_uploads_count_under_their_final_name(tmp_path: Path) -> None:
+    """A `_x`, `.x.tmp` or `x.filepart` upload seen by events is pending as `x` for the gather rule."""
+    from syncd.intake.watcher import final_name
+
+    opts = IntakeOptions()
+    assert final_name(Path("/s/users.csv.filepart"), opts) == Path("/s/users.csv")
+    assert final_name(Path("/s/_users.csv"), opts) == Path("/s/users.csv")
+    assert final_name(Path("/s/.users.csv.tmp"), opts) == Path("/s/users.csv")
+    watcher = Watcher(tmp_path, opts, lambda p: None)
+    watcher._nominate(str(tmp_path / "hr" / "users.csv.filepart"), "dirty")
+    assert [p.as_posix() for p in watcher.pending_paths()] == ["hr/users.csv"]
+    watcher._nominate(str(tmp_path / "hr" / "users.csv.filepart"), "gone")
+    assert watcher.pending_paths() == []
