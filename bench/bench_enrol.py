@@ -59,7 +59,7 @@ from benchlib import (
 
 TARGET_ROWS_PER_S = 10_000
 SETTLE = 0.2
-BATCH_SIZE = 500  # syncd's default [processing] batch_size
+BATCH_SIZE = 2000  # syncd's default [processing] batch_size
 COURSES_PER_USER = 10
 TEACHER_EVERY = 20
 START, END = "2026-09-01", "2027-02-15"

@@ -194,7 +194,7 @@ class Event:
         return datetime.fromisoformat(str(self.data["ts"]).replace("Z", "+00:00")).timestamp()
 
 
-def config_text(settle: float, cost: int = 14, batch_size: int = 500, extra: str = "") -> str:
+def config_text(settle: float, cost: int = 14, batch_size: int = 2000, extra: str = "") -> str:
     """A daemon config: ``settle``, password cost, batch size, JSON logs at info level."""
     return (
         f"[intake]\nsettle = {settle}\n\n[processing]\nbatch_size = {batch_size}\n\n"

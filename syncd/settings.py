@@ -84,7 +84,7 @@ class CsvSettings:
 class ProcessingSettings:
     """How files are applied."""
 
-    batch_size: int = field(default=500, metadata=_min(1))
+    batch_size: int = field(default=2000, metadata=_min(1))
     #: seconds before a file that hit a transient error (database busy...) is tried again
     retry_delay: float = field(default=5.0, metadata=_min(0))
 

@@ -20,7 +20,7 @@ def test_defaults_when_no_file(tmp_path: Path) -> None:
     """With no config file every section has its documented default."""
     s = load_settings(None, data_dir=tmp_path, env={})
     assert s.intake.settle == 1.0 and s.intake.mode == "inotify"
-    assert s.processing.batch_size == 500
+    assert s.processing.batch_size == 2000
     assert s.database_url == f"sqlite:///{tmp_path / 'state' / 'syncd.db'}"
     assert s.platform_url == s.database_url
 
