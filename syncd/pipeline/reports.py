@@ -23,6 +23,8 @@ from syncd.platform.base import SavedResult
 
 WritePrivate = Callable[[Path, Iterable[bytes]], None]
 _CHUNK = 1 << 20
+#: one JSON string literal (the row objects are formatted by hand: the hot path of a report)
+_json_str = json.JSONEncoder(ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +85,9 @@ def write_report(
                 failed.append(saved.record)
             reason = saved.result.reason.replace("\n", " ")
             txt_body.write(f"{mark}line {saved.line}: {outcome}: {reason}\n".encode())
-            row = {"line": saved.line, "record": saved.record, "result": outcome, "reason": reason}
-            json_body.write(sep + json.dumps(row, ensure_ascii=False).encode())
+            row = (f'{{"line": {saved.line}, "record": {saved.record}, '
+                   f'"result": "{outcome}", "reason": {_json_str(reason)}}}')
+            json_body.write(sep + row.encode())
             sep = b",\n"
         head = _text_head(info, counts, mark)
         write_private(txt_path, _chain(head.encode(), _copy(txt_body)))

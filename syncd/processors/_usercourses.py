@@ -63,6 +63,11 @@ def _slot_of(column: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
+def has_slots(values: Mapping[str, str]) -> bool:
+    """Whether any column is a course<N>/role<N>/…/cohort<N> column."""
+    return any(_slot_of(column) is not None for column in values)
+
+
 def parse_slots(values: Mapping[str, str], tz: tzinfo) -> Slots | None:
     """The row's slots (None when it has none); RowError naming the column on a bad one."""
     numbers: set[int] = set()

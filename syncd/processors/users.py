@@ -20,7 +20,14 @@ from syncd.csvfile import Schema, parse_bool
 from syncd.domain import ConfigError, Outcome, RowError, RowResult
 from syncd.passwords import check_cost, hash_password, verify_password
 from syncd.platform.base import PlatformTx, UserRecord
-from syncd.processors._usercourses import SLOT_COLUMNS, Slots, Subject, apply_slots, parse_slots
+from syncd.processors._usercourses import (
+    SLOT_COLUMNS,
+    Slots,
+    Subject,
+    apply_slots,
+    has_slots,
+    parse_slots,
+)
 from syncd.processors._userrows import (
     IDENTITIES,
     MODES,
@@ -149,10 +156,12 @@ class UsersProcessor:
         """Every row validated, its per-course/cohort columns included (nothing applied yet)."""
         parsed: list[UserChange | RowError] = []
         slots: dict[int, Slots] = {}
+        # rows of a file share its header: without course/cohort columns, skip the slot parse
+        with_slots = bool(rows) and has_slots(rows[0].values)
         for index, row in enumerate(rows):
             try:
                 change = parse_row(row, self.identity)
-                row_slots = parse_slots(row.values, self._tz)
+                row_slots = parse_slots(row.values, self._tz) if with_slots else None
             except RowError as exc:
                 parsed.append(exc)
                 continue
