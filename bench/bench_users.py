@@ -35,6 +35,7 @@ from benchlib import (
     drop_file,
     machine_notes,
     median,
+    print_throughput,
     run_main,
     temp_root,
     write_result,
@@ -203,12 +204,7 @@ def report(result: dict[str, Any]) -> None:
     m = b["median"]
     verdict = "meets" if b["meets_target"] else "MISSES"
     print(f"bulk {b['rows']} rows, median of {len(b['runs'])}:")
-    print(f"  syncd end to end (rename -> report): {m['e2e_s']:.2f} s = {m['e2e_rows_per_s']:.0f} rows/s "
-          f"({verdict} the {TARGET_ROWS_PER_S} rows/s target)")
-    print(f"  syncd processing (duration_ms):      {m['duration_ms'] / 1000:.2f} s = "
-          f"{m['processing_rows_per_s']:.0f} rows/s")
-    print(f"  raw sqlite3 executemany (WAL):       {m['raw_s']:.2f} s = {m['raw_rows_per_s']:.0f} rows/s")
-    print(f"  ratio syncd/raw (time):              {m['syncd_over_raw_time']}x")
+    print_throughput(m, verdict, TARGET_ROWS_PER_S)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -357,3 +357,13 @@ def proc_status(pid: int, keys: Sequence[str] = ("VmRSS", "VmHWM")) -> dict[str,
     except (FileNotFoundError, ProcessLookupError):
         pass
     return found
+
+
+def print_throughput(m: dict[str, Any], verdict: str, target: int) -> None:
+    """The common lines of a throughput summary: end to end, processing, raw, ratio."""
+    print(f"  syncd end to end (rename -> report): {m['e2e_s']:.2f} s = {m['e2e_rows_per_s']:.0f} rows/s "
+          f"({verdict} the {target} rows/s target)")
+    print(f"  syncd processing (duration_ms):      {m['duration_ms'] / 1000:.2f} s = "
+          f"{m['processing_rows_per_s']:.0f} rows/s")
+    print(f"  raw sqlite3 executemany (WAL):       {m['raw_s']:.2f} s = {m['raw_rows_per_s']:.0f} rows/s")
+    print(f"  ratio syncd/raw (time):              {m['syncd_over_raw_time']}x")

@@ -20,7 +20,7 @@ def _pg_admin() -> Engine:
             conn.execute(text("select 1"))
     except Exception as exc:
         engine.dispose()
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432: {type(exc).__name__}: {exc}")
+        pytest.skip(reason=f"no PostgreSQL at 127.0.0.1:5432: {type(exc).__name__}: {exc}")
     return engine
 
 

@@ -16,7 +16,7 @@ def _tool(name: str) -> str:
     path = Path(sys.executable).with_name(name)
     found = str(path) if path.exists() else shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+        pytest.skip(reason=f"{name} is not installed (pip install -e '.[test]')")
     return found
 
 

@@ -41,7 +41,7 @@ def _tool(name: str) -> str:
     """The path of a systemd tool; the test is skipped when it is missing."""
     found = shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} not installed (apt-get install systemd)")
+        pytest.skip(reason=f"{name} not installed (apt-get install systemd)")
     return found
 
 
