@@ -93,6 +93,11 @@ class FakeUsers:
             or (u.email is not None and u.email.lower() in mails)
         ]
 
+    def deleted(self, user_ids: Collection[int]) -> set[int]:
+        """Those of these user ids that belong to soft-deleted users."""
+        users = self._state.users
+        return {i for i in user_ids if i in users and users[i].deleted}
+
     def add(self, users: Sequence[UserRecord]) -> None:
         """Store copies of new users and give them ids."""
         for user in users:

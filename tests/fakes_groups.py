@@ -44,13 +44,22 @@ class FakeGroups:
 
     def update_groups(self, groups: Sequence[GroupRecord]) -> None:
         """Write name/idnumber/description by id."""
-        for group in groups:
-            group_id = _known(self._s.groups, group, "group")
-            probe = copy.copy(self._s.groups[group_id])
-            probe.name, probe.description = group.name, group.description
-            probe.idnumber = group.idnumber or None
-            self._check(probe, self._s.groups)
-            self._s.groups[group_id] = probe
+        self._update(groups, self._s.groups, "group")
+
+    def update_groupings(self, groupings: Sequence[GroupingRecord]) -> None:
+        """Write name/idnumber/description by id."""
+        self._update(groupings, self._s.groupings, "grouping")
+
+    def _update(
+        self, records: Sequence[GroupRecord | GroupingRecord], table: dict[int, Any], what: str
+    ) -> None:
+        for record in records:
+            record_id = _known(table, record, what)
+            probe = copy.copy(table[record_id])
+            probe.name, probe.description = record.name, record.description
+            probe.idnumber = record.idnumber or None
+            self._check(probe, table)
+            table[record_id] = probe
 
     def _check(self, rec: GroupRecord | GroupingRecord, table: dict[int, Any]) -> None:
         _need(rec.course_id in self._s.courses, "course", rec.course_id)

@@ -225,6 +225,13 @@ class FakeEnrolments:
         wanted = set(course_ids)
         return _copies(m for _, m in sorted(self._s.methods.items()) if m.course_id in wanted)
 
+    def methods_of_cohorts(self, cohort_ids: Collection[int]) -> list[EnrolMethod]:
+        """Copies of every cohort-sync method bound to these cohorts, by id."""
+        wanted = set(cohort_ids)
+        return _copies(
+            m for _, m in sorted(self._s.methods.items()) if m.method == "cohort" and m.cohort_id in wanted
+        )
+
     def add_methods(self, methods: Sequence[EnrolMethod]) -> None:
         """Store new methods: one per (course, method), cohort ones one per (course, cohort)."""
         for method in methods:

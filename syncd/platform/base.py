@@ -76,6 +76,10 @@ class UserRepository(Protocol):
         """
         ...
 
+    def deleted(self, user_ids: Collection[int]) -> set[int]:
+        """Those of these user ids that belong to soft-deleted users."""
+        ...
+
     def add(self, users: Sequence[UserRecord]) -> None:
         """Insert new users (``id`` None) and set their ``id``."""
         ...
@@ -145,6 +149,11 @@ class EnrolmentRepository(Protocol):
 
     def methods(self, course_ids: Collection[int]) -> list[EnrolMethod]:
         """Every enrolment method of these courses."""
+        ...
+
+    def methods_of_cohorts(self, cohort_ids: Collection[int]) -> list[EnrolMethod]:
+        """Every cohort-sync method (``method == "cohort"``) bound to these cohorts, in
+        whatever course, enabled or not."""
         ...
 
     def add_methods(self, methods: Sequence[EnrolMethod]) -> None:
@@ -221,6 +230,10 @@ class GroupRepository(Protocol):
 
     def add_groupings(self, groupings: Sequence[GroupingRecord]) -> None:
         """Insert groupings and set their ``id``."""
+        ...
+
+    def update_groupings(self, groupings: Sequence[GroupingRecord]) -> None:
+        """Write name/idnumber/description of these groupings (by ``id``)."""
         ...
 
     def delete_groupings(self, grouping_ids: Collection[int]) -> None:

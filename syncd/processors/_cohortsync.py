@@ -9,7 +9,7 @@ new and changed methods, deleted, changed and new enrolments, removed and added 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Set
 from dataclasses import dataclass, field
 
 from syncd.platform.base import PlatformTx
@@ -56,6 +56,9 @@ class Sync:
     def load(cls, tx: PlatformTx, course_ids: Collection[int], cohort_ids: Collection[int]) -> Sync:
         """Read the courses' methods, enrolments, roles, groups and members, and the cohorts' members."""
         members = tx.cohorts.members(cohort_ids) if cohort_ids else set()
+        if members:  # soft-deleted users are never enrolled by cohort sync
+            deleted = tx.users.deleted({user_id for _, user_id in members})
+            members = {(c, u) for c, u in members if u not in deleted}
         sync = cls(tx, GroupSet(tx.groups, course_ids, members=True), members)
         if not course_ids:
             return sync
@@ -94,6 +97,10 @@ class Sync:
         self._take(binding)
         return binding
 
+    def bindings_of(self, cohort_id: int) -> list[Binding]:
+        """The live bindings of this cohort in the loaded courses."""
+        return [b for (_, cohort), b in self._bindings.items() if cohort == cohort_id]
+
     def change_role(self, binding: Binding, role_id: int) -> None:
         """Give the binding another role: its users lose the old one (unless kept otherwise)."""
         old = binding.method.role_id
@@ -108,23 +115,14 @@ class Sync:
         members = self._cohort_members.get(method.cohort_id, set())
         enrolled = reactivated = given = grouped = 0
         for user_id in sorted(members):
-            enrolment = binding.users.get(user_id)
-            if enrolment is None:
-                binding.users[user_id] = Enrolment(method.id or 0, method.course_id, user_id)
-                enrolled += 1
-            elif not enrolment.active:
-                enrolment.active = True
-                reactivated += 1
-            roles = self._role_set(method.course_id, user_id)
-            if method.role_id not in roles:
-                roles.add(method.role_id)
-                given += enrolment is not None
-            if binding.group is not None and user_id not in binding.group.members:
-                binding.group.members.add(user_id)
-                grouped += 1
+            new, woken, role, group = self.enrol(binding, user_id)
+            enrolled += new
+            reactivated += woken
+            given += role and not new
+            grouped += group
         left = [u for u in binding.users if u not in members]
         for user_id in left:
-            self._unenrol(binding, user_id)
+            self.unenrol(binding, user_id)
         counts = (
             (enrolled, "enrolled"),
             (reactivated, "reactivated"),
@@ -133,6 +131,26 @@ class Sync:
             (grouped, "added to the group"),
         )
         return [f"{count} {what}" for count, what in counts if count]
+
+    def enrol(self, binding: Binding, user_id: int) -> tuple[bool, bool, bool, bool]:
+        """Enrol the user through the binding (reactivating a suspended enrolment), give
+        the binding's role and put the user in its group; say what changed:
+        (enrolled, reactivated, given the role, added to the group)."""
+        method = binding.method
+        assert method.role_id is not None
+        enrolment = binding.users.get(user_id)
+        if enrolment is None:
+            binding.users[user_id] = Enrolment(method.id or 0, method.course_id, user_id)
+        reactivated = enrolment is not None and not enrolment.active
+        if enrolment is not None:
+            enrolment.active = True
+        roles = self._role_set(method.course_id, user_id)
+        given = method.role_id not in roles
+        roles.add(method.role_id)
+        grouped = binding.group is not None and user_id not in binding.group.members
+        if binding.group is not None:
+            binding.group.members.add(user_id)
+        return enrolment is None, reactivated, given, grouped
 
     def set_enabled(self, binding: Binding, enabled: bool) -> int | None:
         """Enable or disable the binding and its enrolments: how many enrolments changed,
@@ -153,10 +171,10 @@ class Sync:
         del self._bindings[(method.course_id, method.cohort_id)]
         users = list(binding.users)
         for user_id in users:
-            self._unenrol(binding, user_id)
+            self.unenrol(binding, user_id)
         return len(users)
 
-    def _unenrol(self, binding: Binding, user_id: int) -> None:
+    def unenrol(self, binding: Binding, user_id: int) -> None:
         """Remove the enrolment; then as Moodle: no enrolment left in the course = no role
         and no group there; else the binding's role goes unless another method may give it."""
         course_id = binding.method.course_id
@@ -244,3 +262,29 @@ class Sync:
 
 def _state(method: EnrolMethod) -> tuple[bool, int | None, int | None]:
     return (method.enabled, method.role_id, method.group_id)
+
+
+def sync_cohort_changes(tx: PlatformTx, joined: Mapping[int, Set[int]], left: Mapping[int, Set[int]]) -> None:
+    """Carry cohort membership changes to the courses the cohorts are bound to, at once.
+
+    ``joined``/``left``: cohort id -> user ids that joined/left it. A joiner is enrolled
+    through every enabled binding of the cohort with its role and group (joiners come from
+    rows, whose user look-up already leaves soft-deleted users out). A leaver's enrolments
+    through every binding of the cohort go, with the usual rule (no enrolment left in the
+    course: no role and no group there). One read of the cohorts' methods, then one
+    :meth:`Sync.load` of their courses when any; one write per kind.
+    """
+    cohort_ids = {c for c, users in (*joined.items(), *left.items()) if users}
+    methods = tx.enrolments.methods_of_cohorts(cohort_ids) if cohort_ids else []
+    if not methods:
+        return
+    sync = Sync.load(tx, {m.course_id for m in methods}, ())
+    for cohort_id in sorted(cohort_ids):
+        for binding in sync.bindings_of(cohort_id):
+            for user_id in sorted(left.get(cohort_id, ())):
+                if user_id in binding.users:
+                    sync.unenrol(binding, user_id)
+            if binding.method.enabled and binding.method.role_id is not None:
+                for user_id in sorted(joined.get(cohort_id, ())):
+                    sync.enrol(binding, user_id)
+    sync.flush()

@@ -75,6 +75,7 @@ class Grouping:
     groups: set[Group] = field(default_factory=set)
     loaded_groups: frozenset[Group] = frozenset()
     new: bool = False
+    changed: bool = False  # idnumber/description to write
 
 
 class GroupSet:
@@ -125,8 +126,11 @@ class GroupSet:
             self._take_grouping(Grouping(record, set(now), frozenset(now)))
 
     def _take_grouping(self, grouping: Grouping) -> None:
-        record = grouping.record
         self._groupings.append(grouping)
+        self._take_index(grouping)
+
+    def _take_index(self, grouping: Grouping) -> None:
+        record = grouping.record
         self._grouping_by_name[(record.course_id, record.name)] = grouping
         if record.idnumber:
             self._grouping_by_idnumber[(record.course_id, record.idnumber)] = grouping
@@ -183,6 +187,16 @@ class GroupSet:
         """The grouping of this course with this idnumber."""
         return self._grouping_by_idnumber.get((course_id, idnumber))
 
+    def change_grouping(self, grouping: Grouping, idnumber: str | None, description: str) -> None:
+        """Set a stored grouping's idnumber and description and re-index it."""
+        record = grouping.record
+        key = (record.course_id, record.idnumber or "")
+        if record.idnumber and self._grouping_by_idnumber.get(key) is grouping:
+            del self._grouping_by_idnumber[key]
+        record.idnumber, record.description = idnumber, description
+        grouping.changed = True
+        self._take_index(grouping)
+
     def add_grouping(self, record: GroupingRecord) -> Grouping:
         """A new grouping (written by :meth:`flush`)."""
         grouping = Grouping(record, new=True)
@@ -190,7 +204,12 @@ class GroupSet:
         return grouping
 
     def flush(self, repo: GroupRepository) -> None:
-        """Write the batch: new groupings, changed then new groups, new links, memberships."""
+        """Write the batch: changed then new groupings, changed then new groups, new links,
+        memberships."""
+        # changed first: an idnumber a changed grouping gives up may go to a new one
+        changed_groupings = [g.record for g in self._groupings if g.changed and not g.new]
+        if changed_groupings:
+            repo.update_groupings(changed_groupings)
         new_groupings = [g.record for g in self._groupings if g.new]
         if new_groupings:
             repo.add_groupings(new_groupings)
@@ -332,6 +351,21 @@ class CohortSet:
         """Delete a cohort (its members and cohort-sync methods go with it)."""
         self._unindex(cohort)
         cohort.deleted = True
+
+    def member_changes(self) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+        """The net membership changes of the stored cohorts so far, as (joined, left) by
+        cohort id: a deleted cohort's members all left; new cohorts have no id yet."""
+        joined: dict[int, set[int]] = {}
+        left: dict[int, set[int]] = {}
+        for cohort in self._all:
+            if cohort.stored is None or cohort.record.id is None:
+                continue
+            kept: set[int] = set() if cohort.deleted else cohort.members
+            if kept - cohort.loaded_members:
+                joined[cohort.record.id] = kept - cohort.loaded_members
+            if cohort.loaded_members - kept:
+                left[cohort.record.id] = set(cohort.loaded_members - kept)
+        return joined, left
 
     def flush(self, repo: CohortRepository) -> None:
         """Write the batch: deletions, changed cohorts, new ones, then memberships."""

@@ -15,9 +15,17 @@ system context) and ``userid`` (a user by the ``user_key`` option). Commands:
 - ``delete``: delete the cohort itself, with its members and its cohort-sync enrolment
   methods (no such cohort: skipped).
 
+Membership changes reach the courses the cohort is bound to at once, as Moodle's cohort
+sync does: a new member is enrolled through each enabled cohort-sync method of the cohort
+(with its role and group); a member taken out (``del``, ``free``, ``delete``) is
+unenrolled from them, losing roles and groups in a course where no enrolment is left
+(see :func:`~syncd.processors._cohortsync.sync_cohort_changes`).
+
 Batch: one cohort find for every key and idnumber of the batch, one read of their
 members, of the users and (when a row names one) of the categories; rows applied in
-order; then one write per kind.
+order; then, when the batch changed the members of stored cohorts, one read of their
+cohort-sync methods (and, when there are any, one read per kind of the bound courses);
+then one write per kind.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from syncd.csvfile import Schema
 from syncd.domain import Outcome, RowError, RowResult
 from syncd.platform.base import PlatformTx, UserRecord
 from syncd.platform.model import CategoryRecord, CohortRecord
+from syncd.processors._cohortsync import sync_cohort_changes
 from syncd.processors._groupcommon import Cohort, CohortSet, command, text
 from syncd.processors._lookup import USER_KEYS, flag, option, unknown, user_key, users_by
 from syncd.processors.base import ProcessorSpec, Row, RunContext
@@ -141,6 +150,8 @@ class CohortsProcessor:
             else RowResult(Outcome.ERROR, str(p))
             for p in parsed
         ]
+        # before the cohort writes: deleting a cohort deletes its bindings with it
+        sync_cohort_changes(tx, *cohorts.member_changes())
         cohorts.flush(tx.cohorts)
         return results
 

@@ -189,10 +189,12 @@ def _grouping(row: GroupRow, course: CourseRecord, groups: GroupSet) -> RowResul
         changes.append("idnumber")
     if row.description is not None and row.description != grouping.record.description:
         changes.append("description")
-    if changes:
-        # The platform port has no way to write an existing grouping (no update_groupings).
-        raise RowError(f"{what}: cannot change the {' and '.join(changes)} of an existing grouping")
-    return RowResult(Outcome.UNCHANGED, what)
+    if not changes:
+        return RowResult(Outcome.UNCHANGED, what)
+    description = grouping.record.description if row.description is None else row.description
+    groups.change_grouping(grouping, idnumber if row.idnumber is not None else grouping.record.idnumber,
+                           description)
+    return RowResult(Outcome.UPDATED, f"{what}: {', '.join(changes)}")
 
 
 def build(options: Mapping[str, Any], ctx: RunContext) -> GroupsProcessor:

@@ -160,3 +160,71 @@ def test_cohorts_then_bindings(platform: SqlPlatform) -> None:
     assert len(cohort_enrolments) == USERS // 2
     assert sum(not e.active for e in cohort_enrolments) == USERS // 4
     assert len(roles) == USERS  # everyone keeps student: the manual enrolment may give it
+
+
+def _cohort_state(platform: SqlPlatform, course: str) -> tuple[set[int], set[tuple[int, int]], set[int]]:
+    """In ``course``: users enrolled through a cohort method, (user, role) pairs, group members."""
+    course_id = course_ids(platform)[course]
+    with platform.transaction() as tx:
+        synced = {m.id for m in tx.enrolments.methods([course_id]) if m.method == "cohort"}
+        enrolled = {e.user_id for e in tx.enrolments.in_courses([course_id]) if e.method_id in synced}
+        roles = {(r.user_id, r.role_id) for r in tx.enrolments.roles_in_courses([course_id])}
+        members = {u for _g, u in tx.groups.members([g.id or 0 for g in tx.groups.groups([course_id])])}
+    return enrolled, roles, members
+
+
+def test_cohort_membership_changes_reach_bound_courses(platform: SqlPlatform) -> None:
+    """Joining a bound cohort enrols at once with role and group; leaving (del, free, delete)
+    unenrols, and a user with no enrolment left loses role and group; soft-deleted members are
+    never enrolled by cohort_courses."""
+    ids, users = course_ids(platform), {name: id_ for id_, name in user_ids(platform).items()}
+    with platform.transaction() as tx:
+        tx.enrolments.delete([e.id or 0 for e in tx.enrolments.in_courses([ids["c0"]])])  # no manual in c0
+        [u9] = tx.users.find(usernames=["u9"])
+        u9.deleted = True
+        tx.users.update([u9])
+        teacher = tx.roles.all()["editingteacher"]
+    joined = [Row(i + 2, {"cidnumber": "K", "userid": f"U{i}"}) for i in range(4)]
+    assert counts(apply(platform, cohorts, joined)) == {Outcome.CREATED: 4}
+    with platform.transaction() as tx:
+        [k] = tx.cohorts.find(idnumbers=["K"])
+        tx.cohorts.add_members([(k.id or 0, users["u9"])])  # a soft-deleted member
+    binding = [Row(2, {"cohort": "K", "course": c, "role": "editingteacher", "makegroup": "1"})
+               for c in ("c0", "c1")]
+    assert counts(apply(platform, cohort_courses, binding)) == {Outcome.CREATED: 2}
+    first = {users[f"u{i}"] for i in range(4)}
+    assert _cohort_state(platform, "c0") == (first, {(u, teacher) for u in first}, first)
+
+    changes = [Row(2, {"cidnumber": "K", "userid": "U4"}),
+               Row(3, {"cidnumber": "K", "cmd": "del", "userid": "U0"})]
+    assert [r.outcome for r in apply(platform, cohorts, changes)] == [Outcome.CREATED, Outcome.DELETED]
+    now = first - {users["u0"]} | {users["u4"]}
+    assert _cohort_state(platform, "c0") == (now, {(u, teacher) for u in now}, now)
+    enrolled, roles, members = _cohort_state(platform, "c1")  # u0 keeps c1: still enrolled manually
+    assert enrolled == now and (users["u0"], teacher) in roles and users["u0"] in members
+
+    deleted = apply(platform, cohorts, [Row(2, {"cidnumber": "K", "cmd": "delete"})])
+    assert counts(deleted) == {Outcome.DELETED: 1}
+    assert _cohort_state(platform, "c0") == (set(), set(), set())
+    with platform.transaction() as tx:
+        assert [m.method for m in tx.enrolments.methods([ids["c0"], ids["c1"]])] == ["manual", "manual"]
+        assert len(tx.enrolments.in_courses([ids["c1"]])) == USERS
+
+
+def test_groupings_are_updated_in_place(platform: SqlPlatform) -> None:
+    """A stored grouping's idnumber and description change is written; its old idnumber may go to another."""
+    rows = [Row(2, {"courseid": "c0", "name": "Labs", "type": "grouping", "idnumber": "L",
+                    "description": "a"})]
+    assert counts(apply(platform, groups, rows)) == {Outcome.CREATED: 1}
+    rows = [
+        Row(2, {"courseid": "c0", "name": "Labs", "type": "grouping", "idnumber": "L2", "description": "b"}),
+        Row(3, {"courseid": "c0", "name": "New", "type": "grouping", "idnumber": "L"}),
+    ]
+    results = apply(platform, groups, rows)
+    assert results == [
+        RowResult(Outcome.UPDATED, "grouping 'Labs' in course 'c0': idnumber, description"),
+        RowResult(Outcome.CREATED, "grouping 'New' in course 'c0'"),
+    ]
+    with platform.transaction() as tx:
+        found = tx.groups.groupings([course_ids(platform)["c0"]])
+    assert [(g.name, g.idnumber, g.description) for g in found] == [("Labs", "L2", "b"), ("New", "L", "")]

@@ -409,6 +409,58 @@ def test_cohorts_find_update_members_and_delete(platform: Platform, world: World
         assert tx.enrolments.in_courses([world.b]) == []
 
 
+def test_methods_of_cohorts_finds_cohort_sync_methods_only(platform: Platform, world: World) -> None:
+    """methods_of_cohorts returns every cohort-sync method of the given cohorts, enabled or not, by id."""
+    with platform.transaction() as tx:
+        c1, c2, c3 = CohortRecord("One", "C1"), CohortRecord("Two", "C2"), CohortRecord("Three", "C3")
+        tx.cohorts.add([c1, c2, c3])
+        assert c1.id and c2.id and c3.id
+        m1 = EnrolMethod(world.a, "cohort", cohort_id=c1.id, role_id=world.student)
+        m2 = EnrolMethod(world.b, "cohort", enabled=False, cohort_id=c1.id, role_id=world.teacher)
+        m3 = EnrolMethod(world.a, "cohort", cohort_id=c2.id, role_id=world.student)
+        m4 = EnrolMethod(world.b, "cohort", cohort_id=c3.id, role_id=world.student)
+        tx.enrolments.add_methods([m1, m2, m3, m4])
+    with platform.transaction() as tx:
+        assert tx.enrolments.methods_of_cohorts([c1.id, c2.id]) == [m1, m2, m3]
+        assert tx.enrolments.methods_of_cohorts([c3.id]) == [m4]
+        assert tx.enrolments.methods_of_cohorts([]) == []
+        assert tx.enrolments.methods_of_cohorts([c3.id + 100]) == []
+
+
+def test_update_groupings_writes_name_idnumber_description(platform: Platform, world: World) -> None:
+    """update_groupings writes name/idnumber/description by id; an idnumber taken in the course is refused."""
+    with platform.transaction() as tx:
+        g1, g2 = GroupingRecord(world.a, "GG", "X", "d"), GroupingRecord(world.a, "HH", "Y")
+        tx.groups.add_groupings([g1, g2])
+        g1.name, g1.idnumber, g1.description = "Renamed", "", "new"
+        g2.idnumber = "X"  # freed by g1 in the same call, written after it
+        tx.groups.update_groupings([g1, g2])
+    with platform.transaction() as tx:
+        assert tx.groups.groupings([world.a]) == [
+            GroupingRecord(world.a, "Renamed", None, "new", g1.id),
+            GroupingRecord(world.a, "HH", "X", "", g2.id),
+        ]
+    with pytest.raises(BROKEN), platform.transaction() as tx:
+        g1.idnumber = "X"
+        tx.groups.update_groupings([g1])
+    with platform.transaction() as tx:
+        assert [g.idnumber for g in tx.groups.groupings([world.a])] == [None, "X"]
+
+
+def test_users_deleted_names_soft_deleted_ids(platform: Platform, world: World) -> None:
+    """users.deleted returns those of the given ids whose user is soft-deleted, nothing else."""
+    with platform.transaction() as tx:
+        found = tx.users.find(usernames=["u1", "u2"])
+        for user in found:
+            user.deleted = True
+        tx.users.update(found)
+    u0, u1, u2 = world.users[:3]
+    with platform.transaction() as tx:
+        assert tx.users.deleted([u0, u1]) == {u1}
+        assert tx.users.deleted(world.users) == {u1, u2}
+        assert tx.users.deleted([]) == set() and tx.users.deleted([u2 + 1000]) == set()
+
+
 def test_rollback_and_errors_undo_every_write(platform: Platform, world: World) -> None:
     """A rolled-back or failed transaction leaves no course, enrolment, group or cohort behind."""
     with platform.transaction(rollback=True) as tx:

@@ -294,7 +294,7 @@ def test_cohorts_batch_reads_and_writes_once_per_kind(platform: FakePlatform) ->
         results = cohorts.build({}, CTX).apply(rows, cast(PlatformTx, counter))
     assert Counter(outcomes(results)) == {Outcome.CREATED: 100}
     assert counter.calls == Counter({
-        "cohorts.find": 1, "cohorts.members": 1, "users.find": 1,
+        "cohorts.find": 1, "cohorts.members": 1, "users.find": 1, "enrolments.methods_of_cohorts": 1,
         "cohorts.add": 1, "cohorts.update": 1, "cohorts.add_members": 1,
     })
     assert len(platform.cohort_members()) == 100
@@ -532,9 +532,106 @@ def test_cohort_courses_batch_reads_and_writes_once_per_kind(platform: FakePlatf
         results = cohort_courses.build({}, CTX).apply(rows, cast(PlatformTx, counter))
     assert Counter(outcomes(results)) == {Outcome.CREATED: 20}
     assert counter.calls == Counter({
-        "cohorts.find": 1, "courses.find": 1, "roles.all": 1, "cohorts.members": 1,
+        "cohorts.find": 1, "courses.find": 1, "roles.all": 1, "cohorts.members": 1, "users.deleted": 1,
         "groups.groups": 1, "enrolments.in_courses": 1, "enrolments.methods": 1,
         "enrolments.roles_in_courses": 1, "groups.add_groups": 1, "groups.add_members": 1,
         "enrolments.add_methods": 1, "enrolments.add": 1, "enrolments.assign": 1,
     })
     assert len(platform.enrolments()) == 200
+
+
+# -- cohort membership changes reach bound courses at once ----------------------------
+
+
+def test_joining_a_cohort_enrols_through_its_bindings(platform: FakePlatform, setup: Any) -> None:
+    """A new cohort member is enrolled through each enabled binding, with its role and group."""
+    run_bindings(platform, [row(cohort="L1", course="MATH101", makegroup="1")])
+    physics = platform.seed_course("PHYS")
+    run_bindings(platform, [row(cohort="L1", course="PHYS", role="teacher")])
+    assert outcomes(run_cohorts(platform, [row(cidnumber="L1", userid="ID-cid")])) == [Outcome.CREATED]
+    assert platform.enrolled("MATH101") == {"ann": True, "bob": True, "cid": True}
+    assert ("cid", "student") in platform.course_roles("MATH101")
+    assert platform.members_of_group("MATH101", "Licence 1") == {"ann", "bob", "cid"}
+    assert platform.enrolled("PHYS") == {"ann": True, "bob": True, "cid": True}
+    assert ("cid", "teacher") in platform.course_roles("PHYS")
+    assert physics.id is not None
+
+
+def test_joining_does_not_enrol_through_a_disabled_binding(platform: FakePlatform, setup: Any) -> None:
+    """A disabled binding (cohort_courses del) does not enrol a new member."""
+    run_bindings(platform, [row(cohort="L1", course="MATH101")])
+    run_bindings(platform, [row(cohort="L1", course="MATH101", cmd="del")])
+    run_cohorts(platform, [row(cidnumber="L1", userid="ID-cid")])
+    assert platform.members_of_cohort("L1") == {"ann", "bob", "cid"}
+    assert platform.enrolled("MATH101") == {"ann": False, "bob": False}
+
+
+def test_leaving_a_cohort_unenrols_with_roles_and_groups(platform: FakePlatform, setup: Any) -> None:
+    """del unenrols the member: with no enrolment left in the course its roles and groups go;
+    one also enrolled manually keeps its enrolment, role and group (free takes everyone out)."""
+    _cohort, course, (_ann, bob, _cid) = setup
+    run_bindings(platform, [row(cohort="L1", course="MATH101", makegroup="Team")])
+    [manual] = [m for m in platform.methods() if m.method == "manual"]
+    platform.direct.enrolments.add([Enrolment(manual.id or 0, course.id or 0, bob.id or 0)])
+    results = run_cohorts(platform, [row(cidnumber="L1", cmd="del", userid="ID-ann")])
+    assert outcomes(results) == [Outcome.DELETED]
+    assert platform.enrolled("MATH101") == {"bob": True}
+    assert platform.course_roles("MATH101") == {("bob", "student")}
+    assert platform.members_of_group("MATH101", "Team") == {"bob"}
+    run_cohorts(platform, [row(cidnumber="L1", cmd="free")])
+    assert platform.enrolled("MATH101") == {"bob": True}
+    assert [e.method_id for e in platform.enrolments()] == [manual.id]
+    assert platform.course_roles("MATH101") == {("bob", "student")}
+    assert platform.members_of_group("MATH101", "Team") == {"bob"}
+
+
+def test_deleting_a_cohort_takes_what_its_binding_gave(platform: FakePlatform, setup: Any) -> None:
+    """delete of a bound cohort unenrols its members, with the roles and groups they got there."""
+    run_bindings(platform, [row(cohort="L1", course="MATH101", makegroup="1")])
+    assert outcomes(run_cohorts(platform, [row(cidnumber="L1", cmd="delete")])) == [Outcome.DELETED]
+    assert platform.enrolments() == [] and platform.role_assignments() == []
+    assert platform.group_members() == set()
+    assert [m.method for m in platform.methods()] == ["manual"]
+
+
+def test_join_and_leave_in_one_batch_change_nothing(platform: FakePlatform, setup: Any) -> None:
+    """Rows apply in order: joined then taken out in the same batch leaves no enrolment."""
+    run_bindings(platform, [row(cohort="L1", course="MATH101")])
+    run_cohorts(platform, [row(cidnumber="L1", userid="ID-cid"),
+                           row(cidnumber="L1", cmd="del", userid="ID-cid")])
+    assert platform.enrolled("MATH101") == {"ann": True, "bob": True}
+
+
+def test_soft_deleted_member_is_never_enrolled(platform: FakePlatform, setup: Any) -> None:
+    """A soft-deleted user in a cohort is not enrolled by cohort_courses add nor by joining."""
+    cohort, _course, _people = setup
+    [dan, eve] = platform.seed(UserRecord("dan", idnumber="ID-dan", deleted=True),
+                               UserRecord("eve", idnumber="ID-eve", deleted=True))
+    join(platform, cohort, dan)
+    run_bindings(platform, [row(cohort="L1", course="MATH101")])
+    assert platform.enrolled("MATH101") == {"ann": True, "bob": True}
+    results = run_cohorts(platform, [row(cidnumber="L1", userid="ID-eve")])
+    assert results == [RowResult(Outcome.ERROR, "unknown user 'ID-eve' (userid)")]
+    assert platform.members_of_cohort("L1") == {"ann", "bob", "dan"}
+    assert platform.enrolled("MATH101") == {"ann": True, "bob": True}
+    assert eve.id not in {a.user_id for a in platform.role_assignments()}
+
+
+def test_cohort_sync_reads_once_per_batch(platform: FakePlatform) -> None:
+    """Joiners of 5 bound cohorts over 5 courses: one read per kind, one write per kind."""
+    people = users(platform, *(f"u{i}" for i in range(20)))
+    for c in range(5):
+        platform.seed_cohort(f"Cohort {c}", f"C{c}")
+        platform.seed_course(f"K{c}")
+    run_bindings(platform, [row(cohort=f"C{c}", course=f"K{c}") for c in range(5)])
+    rows = [row(cidnumber=f"C{c}", userid=f"ID-{u.username}") for c in range(5) for u in people]
+    with platform.transaction() as tx:
+        counter = CallCounter(tx)
+        cohorts.build({}, CTX).apply(rows, cast(PlatformTx, counter))
+    assert counter.calls == Counter({
+        "cohorts.find": 1, "cohorts.members": 1, "users.find": 1, "enrolments.methods_of_cohorts": 1,
+        "groups.groups": 1, "enrolments.in_courses": 1, "enrolments.methods": 1,
+        "enrolments.roles_in_courses": 1, "enrolments.add": 1, "enrolments.assign": 1,
+        "cohorts.add_members": 1,
+    })
+    assert len(platform.enrolments()) == 100

@@ -233,8 +233,8 @@ def test_type_grouping_creates_a_grouping(platform: FakePlatform, math: CourseRe
     assert platform.groups() == []
 
 
-def test_grouping_collision_and_change_are_row_errors(platform: FakePlatform, math: CourseRecord) -> None:
-    """A grouping idnumber taken by another grouping, or a change to a stored grouping, is an error."""
+def test_grouping_collision_errs_and_change_updates(platform: FakePlatform, math: CourseRecord) -> None:
+    """A grouping idnumber taken by another grouping is an error; a stored grouping's change is written."""
     platform.direct.groups.add_groupings([GroupingRecord(math.id or 0, "Labs", "L")])
     results = run_groups(
         platform,
@@ -246,11 +246,24 @@ def test_grouping_collision_and_change_are_row_errors(platform: FakePlatform, ma
     assert results[0] == RowResult(
         Outcome.ERROR, "idnumber: 'L' already belongs to grouping 'Labs' in course 'MATH101'"
     )
-    assert results[1] == RowResult(
-        Outcome.ERROR,
-        "grouping 'Labs' in course 'MATH101': cannot change the description of an existing grouping",
+    assert results[1] == RowResult(Outcome.UPDATED, "grouping 'Labs' in course 'MATH101': description")
+    [grouping] = platform.groupings()
+    assert (grouping.name, grouping.idnumber, grouping.description) == ("Labs", "L", "changed")
+
+
+def test_grouping_idnumber_change_frees_it_for_another(platform: FakePlatform, math: CourseRecord) -> None:
+    """A stored grouping giving up its idnumber lets a later row of the batch give it to a new one."""
+    platform.direct.groups.add_groupings([GroupingRecord(math.id or 0, "Labs", "L")])
+    results = run_groups(
+        platform,
+        [
+            row(courseid="MATH101", name="Labs", type="grouping", idnumber="L2"),
+            row(courseid="MATH101", name="New", type="grouping", idnumber="L"),
+        ],
     )
-    assert [g.name for g in platform.groupings()] == ["Labs"]
+    assert [r.outcome for r in results] == [Outcome.UPDATED, Outcome.CREATED]
+    assert results[0].reason == "grouping 'Labs' in course 'MATH101': idnumber"
+    assert sorted((g.name, g.idnumber) for g in platform.groupings()) == [("Labs", "L2"), ("New", "L")]
 
 
 def test_group_goes_in_its_grouping_made_if_missing(platform: FakePlatform, math: CourseRecord) -> None:

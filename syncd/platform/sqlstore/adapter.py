@@ -102,6 +102,14 @@ class _SqlUsers:
                     record.id = row[0]
                     found[row[0]] = record
 
+    def deleted(self, user_ids: Collection[int]) -> set[int]:
+        """Those of these user ids that belong to soft-deleted users (ids only, no profiles)."""
+        found: set[int] = set()
+        for chunk in chunks(user_ids):
+            query = select(users.c.id).where(among(self._conn, users.c.id), users.c.deleted.is_(True))
+            found.update(row[0] for row in self._conn.execute(query, {"keys": chunk}))
+        return found
+
     def add(self, records: Sequence[UserRecord]) -> None:
         """Insert new users with one executemany, then read their ids back by username.
 

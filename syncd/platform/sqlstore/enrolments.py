@@ -47,10 +47,17 @@ class SqlEnrolments:
 
     def methods(self, course_ids: Collection[int]) -> list[EnrolMethod]:
         """Every enrolment method of these courses, by id."""
+        return self._methods("course_id", course_ids)
+
+    def methods_of_cohorts(self, cohort_ids: Collection[int]) -> list[EnrolMethod]:
+        """Every cohort-sync method bound to these cohorts, by id."""
+        return [m for m in self._methods("cohort_id", cohort_ids) if m.method == "cohort"]
+
+    def _methods(self, key: str, keys: Collection[int]) -> list[EnrolMethod]:
         t = enrol_methods
         found: list[EnrolMethod] = []
-        for chunk in chunks(course_ids):
-            query = select(t.c.id, *(t.c[f] for f in _METHOD_FIELDS)).where(among(self._conn, t.c.course_id))
+        for chunk in chunks(keys):
+            query = select(t.c.id, *(t.c[f] for f in _METHOD_FIELDS)).where(among(self._conn, t.c[key]))
             rows = self._conn.execute(query, {"keys": chunk})
             found.extend(
                 EnrolMethod(course, method, bool(enabled), cohort, role, group, id_)

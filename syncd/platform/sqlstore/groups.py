@@ -40,12 +40,7 @@ class SqlGroups:
 
     def update_groups(self, records: Sequence[GroupRecord]) -> None:
         """Write name/idnumber/description of these groups by id (executemany)."""
-        need_ids(records)
-        executemany(
-            self._conn,
-            update_sql(self._conn, groups, _FIELDS[1:], "id"),
-            [(g.name, g.idnumber or None, g.description, g.id) for g in records],
-        )
+        self._update(groups, records)
 
     def delete_groups(self, group_ids: Collection[int]) -> None:
         """Delete groups with their members and grouping links; cohort-sync methods that
@@ -65,6 +60,10 @@ class SqlGroups:
     def add_groupings(self, records: Sequence[GroupingRecord]) -> None:
         """Insert groupings (one statement per chunk) and set their ids."""
         self._add(groupings, records)
+
+    def update_groupings(self, records: Sequence[GroupingRecord]) -> None:
+        """Write name/idnumber/description of these groupings by id (executemany)."""
+        self._update(groupings, records)
 
     def delete_groupings(self, grouping_ids: Collection[int]) -> None:
         """Delete groupings and their links (their groups stay)."""
@@ -104,6 +103,14 @@ class SqlGroups:
         rows = [(r.course_id, r.name, r.idnumber or None, r.description) for r in records]
         for record, id_ in zip(records, insert_ids(self._conn, table, _FIELDS, rows), strict=True):
             record.id = id_
+
+    def _update(self, table: Table, records: Sequence[GroupRecord | GroupingRecord]) -> None:
+        need_ids(records)
+        executemany(
+            self._conn,
+            update_sql(self._conn, table, _FIELDS[1:], "id"),
+            [(r.name, r.idnumber or None, r.description, r.id) for r in records],
+        )
 
     def _pairs(self, table: Table, key: str, other: str, keys: Collection[int]) -> set[tuple[int, int]]:
         found: set[tuple[int, int]] = set()
