@@ -216,7 +216,7 @@ class Runner:
 
     def _info(self, entry: FileEntry, options: str, dry_run: bool, error: str | None) -> ReportInfo:
         return ReportInfo(
-            file=entry.original_path, sha256=self._ledger.get(entry.id).sha256,
+            file=entry.original_path, sha256=entry.sha256,
             processor=entry.processor, options=options, run_id=entry.run_id,
             started=entry.started_at or self._now(), finished=self._now(),
             dry_run=dry_run, error=error,
