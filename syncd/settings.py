@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from syncd.confparse import EnvValue, convert, names, section
 from syncd.domain import ConfigError
 
 CONFIG_SEARCH = (Path("syncd.toml"), Path("/etc/syncd/syncd.toml"))
@@ -267,38 +268,32 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         if "__" in key:
             section, sub = key.split("__", 1)
             if section not in SECTIONS:
-                raise ConfigError(f"{name}: unknown section '{section}' (allowed: {_list(SECTIONS)})")
-            raw.setdefault(section, {})[sub] = _EnvValue(value)
+                raise ConfigError(f"{name}: unknown section '{section}' (allowed: {names(SECTIONS)})")
+            raw.setdefault(section, {})[sub] = EnvValue(value)
         elif key in ("data_dir", "cache_dir", "default_routes"):
-            raw[key] = _EnvValue(value)
+            raw[key] = EnvValue(value)
         else:
             raise ConfigError(
                 f"{name}: unknown setting (use SYNCD_DATA_DIR, SYNCD_CACHE_DIR or SYNCD_<SECTION>__<KEY>)"
             )
 
 
-class _EnvValue(str):
-    """A string from the environment: converted to the field's type, lists comma-separated."""
-
-    __slots__ = ()
-
-
 def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key (allowed: {_list(TOP_KEYS)})")
+        raise ConfigError(f"{unknown[0]}: unknown key (allowed: {names(TOP_KEYS)})")
     kwargs: dict[str, Any] = {"config_path": path}
     for name, cls in SECTIONS.items():
-        section = raw.get(name, {})
-        if not isinstance(section, dict):
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
             raise ConfigError(f"{name}: must be a table")
-        kwargs[name] = _section(name, cls, section)
+        kwargs[name] = section(name, cls, table)
     data = raw.get("data_dir")
-    kwargs["data_dir"] = _convert("data_dir", data, Path) if data is not None else default_data_dir()
+    kwargs["data_dir"] = convert("data_dir", data, Path) if data is not None else default_data_dir()
     cache = raw.get("cache_dir") or os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
-    kwargs["cache_dir"] = _convert("cache_dir", cache, Path) if cache else None
+    kwargs["cache_dir"] = convert("cache_dir", cache, Path) if cache else None
     if "default_routes" in raw:
-        kwargs["default_routes"] = _convert("default_routes", raw["default_routes"], bool)
+        kwargs["default_routes"] = convert("default_routes", raw["default_routes"], bool)
     kwargs["routes"] = tuple(_route(i, r) for i, r in enumerate(raw.get("route", [])))
     kwargs["jobs"] = _jobs(raw.get("job", []))
     kwargs["processors"] = _processors(raw.get("processors", {}))
@@ -316,62 +311,6 @@ def zone(name: str, key: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"{key}: unknown time zone '{name}' (an IANA name, e.g. Europe/Paris)") from None
-
-
-def _section(name: str, cls: type[Any], values: dict[str, Any]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{name}.{key}: unknown key (allowed: {_list(fields)})")
-        f = fields[key]
-        kwargs[key] = _check(f"{name}.{key}", _convert(f"{name}.{key}", value, f.type), f.metadata)
-    return cls(**kwargs)
-
-
-_TYPES: dict[Any, type[Any]] = {"float": float, "int": int, "bool": bool, "str": str, "Path": Path}
-
-
-def _convert(key: str, value: Any, annotation: Any) -> Any:
-    """Convert ``value`` to the type named by ``annotation`` (a string under PEP 563)."""
-    kind = _TYPES.get(annotation, annotation)
-    if annotation == "tuple[str, ...]":
-        if isinstance(value, _EnvValue):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: must be a list of strings (got {value!r})")
-        return tuple(value)
-    if kind is bool:
-        words = {"1": True, "true": True, "yes": True, "on": True,
-                 "0": False, "false": False, "no": False, "off": False}
-        if isinstance(value, _EnvValue) and value.lower() in words:
-            return words[value.lower()]
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: must be true or false (got {value!r})")
-        return value
-    if kind in (int, float):
-        try:
-            number = kind(value) if isinstance(value, _EnvValue) else value
-        except ValueError:
-            number = None
-        ok = isinstance(number, (int, float)) and not isinstance(number, bool)
-        if not ok or (kind is int and not isinstance(number, int)):
-            what = "an integer" if kind is int else "a number"
-            raise ConfigError(f"{key}: must be {what} (got {value!r})")
-        return number
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: must be a string (got {value!r})")
-    return Path(value) if kind is Path else str(value)
-
-
-def _check(key: str, value: Any, meta: Mapping[str, Any]) -> Any:
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{key}: must be one of {_list(meta['choices'])} (got {value!r})")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{key}: must be >= {meta['min']} (got {value!r})")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{key}: must be <= {meta['max']} (got {value!r})")
-    return value
 
 
 def _route(index: int, raw: Any) -> RouteSettings:
@@ -415,7 +354,3 @@ def _processors(raw: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise ConfigError("processors: must be tables like [processors.users]")
     return {name: dict(opts) for name, opts in raw.items()}
-
-
-def _list(values: Any) -> str:
-    return ", ".join(repr(v) if v in ("\t",) else str(v) for v in sorted(values))
