@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
@@ -23,6 +23,9 @@ from syncd.processors.base import ProcessorSpec, RunContext
 from syncd.processors.registry import REGISTRY
 from syncd.schedule import Job, JobAction, Scheduler, parse_cron
 from syncd.settings import JobSettings, Settings, zone
+from syncd.sftp.accounts import build_accounts
+from syncd.sftp.server import SftpServer, load_host_key
+from syncd.sftp.session import ResultsLookup
 from syncd.sqlutil import make_engine
 
 
@@ -163,3 +166,32 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
         settings=settings, clock=clock, heartbeat=heartbeat,
     )
     return App(settings, store, ledger, platform, runner, router, clock, engines, heartbeat)
+
+
+def ledger_results(ledger: Ledger) -> ResultsLookup:
+    """The SFTP ``_results/`` view: reports (.txt, .json) and tryback files of a folder's uploads."""
+    def lookup(folder: str) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for report, tryback in ledger.results_from(folder):
+            paths = [Path(report), Path(report).with_suffix(".json")] if report else []
+            paths += [Path(tryback)] if tryback else []
+            for path in paths:
+                found.setdefault(path.name, path)
+        return found
+    return lookup
+
+
+def host_key_path(settings: Settings, store: FileStore) -> Path:
+    """The embedded server's host key file (default: in the state folder)."""
+    configured = settings.sftp.server.host_key
+    return Path(configured) if configured else store.state_dir / "sftp_host_ed25519_key"
+
+
+def build_sftp_server(app: App) -> SftpServer | None:
+    """The embedded SFTP server if ``[sftp.server] enabled`` (host key made on first start)."""
+    sftp = app.settings.sftp
+    if not sftp.server.enabled:
+        return None
+    accounts = build_accounts(sftp.accounts, app.store.sync_dir)
+    host_key = load_host_key(host_key_path(app.settings, app.store))
+    return SftpServer(sftp.server, accounts, host_key, ledger_results(app.ledger))

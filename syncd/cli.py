@@ -1,4 +1,4 @@
-"""``syncd run | process FILE | status | check-config | schedules | init``.
+"""``syncd run | process FILE | status | check-config | schedules | init | hash-password``.
 
 Errors a user can fix (bad config, bad path, bad input) are one line on stderr,
 ``syncd: <what>``, and exit code 2. ``process`` exits 0 when every row applied, 1 when
@@ -8,6 +8,7 @@ some rows failed (see the report), 2 when the file could not be processed at all
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from syncd.intake.arrivals import sha256_of
 from syncd.intake.ledger import process_owner
 from syncd.intake.store import FileStore
 from syncd.log import configure_logging
+from syncd.passwords import DEFAULT_COST, hash_password
 from syncd.pipeline.runner import RunOutcome
 from syncd.settings import Settings, find_config, load_settings
 
@@ -64,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the configuration and exit")
     sub.add_parser("schedules", help="list the scheduled jobs and their next run")
     sub.add_parser("init", help="create the data layout and a starter config")
+    hashpw = sub.add_parser(
+        "hash-password", help="hash an SFTP account password (read from stdin) for password_hash",
+    )
+    hashpw.add_argument("--cost", type=int, default=DEFAULT_COST, help="scrypt cost, log2 N (10..20)")
     return parser
 
 
@@ -73,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "init":
             return _init(args)
+        if args.command == "hash-password":
+            return _hash_password(args)
         settings = load_settings(args.config, data_dir=args.data)
         if args.command == "check-config":
             build_router(settings)
@@ -106,6 +114,26 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     app = build_app(settings)
     return Service(app, lambda: load_settings(args.config, data_dir=args.data)).run()
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    """Print the hash of one password: asked twice on a terminal, else the first stdin line."""
+    if sys.stdin.isatty():
+        plain = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != plain:
+            print("syncd: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        plain = sys.stdin.readline().rstrip("\r\n")
+    if not plain:
+        print("syncd: empty password", file=sys.stderr)
+        return 2
+    try:
+        print(hash_password(plain, args.cost))
+    except ValueError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """The daemon: intake watcher, one worker, signals, sd_notify.
 
 Threads: the watchdog observer and the intake thread (inside :class:`Watcher`), the
+embedded SFTP server's listener and connections when enabled, the scheduler, the
 worker (applies files one at a time, so rows apply in file order), and the main thread,
 which only waits on events and supervises. Signal handlers only set events.
 
@@ -25,7 +26,7 @@ from types import FrameType
 import structlog
 from structlog.contextvars import bind_contextvars
 
-from syncd.bootstrap import App, build_router, build_scheduler, intake_options
+from syncd.bootstrap import App, build_router, build_scheduler, build_sftp_server, intake_options
 from syncd.domain import ConfigError, FileState
 from syncd.intake.arrivals import Arrivals
 from syncd.intake.ledger import FileEntry
@@ -80,6 +81,7 @@ class Service:
         self._scheduler_thread = threading.Thread(
             target=self._schedule, name="syncd-scheduler", daemon=True
         )
+        self._sftp = build_sftp_server(app)
         self._hard_stop = threading.Event()
         self._problem: str | None = None
         self._status = ""
@@ -92,6 +94,8 @@ class Service:
         try:
             self._arrivals.recover()
             self._watcher.start()
+            if self._sftp is not None:
+                self._sftp.start()
             self._scheduler.start()  # makes up missed runs (coalesced) before the first tick
             self._worker.start()
             self._scheduler_thread.start()
@@ -110,6 +114,8 @@ class Service:
         """First signal: let the worker finish its batch; a second one exits at once."""
         log.info("daemon_stopping", reason="signal", doing=self._app.heartbeat.doing)
         sd_notify("STOPPING=1")
+        if self._sftp is not None:
+            self._sftp.stop()  # uploads in progress are discarded: the ERP sees them fail
         self._watcher.stop()
         self._wake.set()
         deadline = time.monotonic() + DRAIN_DEADLINE
@@ -140,6 +146,8 @@ class Service:
         stall = self._app.settings.service.stall_timeout
         if not self._watcher.healthy(max_age=stall):
             return "intake: observer or intake thread dead or stuck"
+        if self._sftp is not None and not self._sftp.alive():
+            return "sftp server dead"
         if not self._scheduler_thread.is_alive():
             return "scheduler thread dead"
         if not self._worker.is_alive():

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd.confparse import EnvValue, convert, names, section
 from syncd.domain import ConfigError
+from syncd.sftp.settings import SftpSettings, parse_sftp
 
 CONFIG_SEARCH = (Path("syncd.toml"), Path("/etc/syncd/syncd.toml"))
 
@@ -175,6 +176,8 @@ class Settings:
     scheduler: SchedulerSettings = SchedulerSettings()
     cleanup: CleanupSettings = CleanupSettings()
     jobs: tuple[JobSettings, ...] = ()
+    #: the embedded SFTP server, its accounts and the remote outboxes pulled (SPEC §8)
+    sftp: SftpSettings = field(default_factory=SftpSettings)
     #: configured routes, tried before the default ones
     routes: tuple[RouteSettings, ...] = ()
     default_routes: bool = True
@@ -210,7 +213,9 @@ SECTIONS: dict[str, type[Any]] = {
     "scheduler": SchedulerSettings,
     "cleanup": CleanupSettings,
 }
-TOP_KEYS = frozenset({"data_dir", "cache_dir", "default_routes", "route", "job", "processors", *SECTIONS})
+TOP_KEYS = frozenset({
+    "data_dir", "cache_dir", "default_routes", "route", "job", "processors", "sftp", *SECTIONS,
+})
 
 
 def default_data_dir(cwd: Path | None = None) -> Path:
@@ -297,9 +302,12 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     kwargs["routes"] = tuple(_route(i, r) for i, r in enumerate(raw.get("route", [])))
     kwargs["jobs"] = _jobs(raw.get("job", []))
     kwargs["processors"] = _processors(raw.get("processors", {}))
+    kwargs["sftp"] = parse_sftp(raw.get("sftp", {}))
     settings = Settings(**kwargs)
     zones = {"csv.timezone": settings.csv.timezone, "scheduler.timezone": settings.scheduler.timezone}
     zones.update({f"job[{i}].timezone": j.timezone for i, j in enumerate(settings.jobs) if j.timezone})
+    pulls = enumerate(settings.sftp.pulls)
+    zones.update({f"sftp.pull[{i}].timezone": p.timezone for i, p in pulls if p.timezone})
     for key, name in zones.items():
         zone(name, key)
     return settings

@@ -313,6 +313,23 @@ class Ledger:
             rows = conn.execute(select(files).order_by(files.c.id.desc()).limit(limit)).mappings()
             return [self._decode(r) for r in rows]
 
+    def results_from(self, folder: str, limit: int = 200) -> list[tuple[str | None, str | None]]:
+        """(report path, tryback path) of the latest files that came from ``sync/<folder>/``.
+
+        The SFTP server shows them to the account jailed in that folder.
+        """
+        prefix = folder.strip("/") + "/"
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            select(files.c.report_path, files.c.tryback_path)
+            .where(files.c.original_path.like(escaped + "%", escape="\\"))
+            .where(files.c.report_path.is_not(None))
+            .order_by(files.c.id.desc())
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [(r.report_path, r.tryback_path) for r in conn.execute(query)]
+
     def open_count(self) -> int:
         """How many entries still have work to do."""
         with self._engine.connect() as conn:
