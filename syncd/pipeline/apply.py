@@ -17,10 +17,10 @@ from itertools import islice
 import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from syncd.csvfile import CsvFile, Header, Record, row_values
+from syncd.csvfile import Header, Record, row_values
 from syncd.domain import Outcome, RetryLater, RowError, RowResult
 from syncd.platform.base import Checkpoint, Platform, PlatformTx, SavedResult
-from syncd.processors.base import Processor, Row
+from syncd.processors.base import Processor, RecordSource, Row
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ class Job:
     """One file being applied: where it is, how it is read, who applies it."""
 
     file_id: int
-    csv: CsvFile
+    source: RecordSource
     header: Header
     processor: Processor
     batch_size: int
@@ -79,7 +79,7 @@ class BatchApplier:
             self._progress(done)
 
     def _batches(self, job: Job, skip: int) -> Iterator[list[Record]]:
-        records = islice(job.csv.records(), skip, None)
+        records = islice(job.source.records(), skip, None)
         started, last, count = self._clock(), self._clock(), skip
         while batch := list(islice(records, job.batch_size)):
             yield batch

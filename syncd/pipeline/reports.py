@@ -17,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from syncd.csvfile import CsvFile, Header
+from syncd.csvfile import Header
 from syncd.domain import Outcome
 from syncd.platform.base import SavedResult
+from syncd.processors.base import RecordSource
 
 WritePrivate = Callable[[Path, Iterable[bytes]], None]
 _CHUNK = 1 << 20
@@ -146,7 +147,7 @@ class _body:
 
 
 def write_tryback(
-    csv: CsvFile, header: Header, failed: array[int], dest: Path, write_private: WritePrivate
+    source: RecordSource, header: Header, failed: array[int], dest: Path, write_private: WritePrivate
 ) -> None:
     """Write the header and every failed record, byte for byte as received."""
 
@@ -155,7 +156,7 @@ def write_tryback(
         yield last
         wanted = iter(failed)
         target = next(wanted, None)
-        for record in csv.records():
+        for record in source.records():
             if target is None:
                 return
             if record.index == target:

@@ -28,7 +28,7 @@ from syncd.intake.store import FileStore, free_path
 from syncd.pipeline.apply import BatchApplier, Job
 from syncd.pipeline.reports import ReportInfo, ReportSummary, tryback_name, write_report, write_tryback
 from syncd.platform.base import Platform
-from syncd.processors.base import ProcessorSpec, RunContext
+from syncd.processors.base import Processor, ProcessorSpec, RecordSource, RunContext
 from syncd.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -98,6 +98,15 @@ class Runner:
         )
         return spec.factory(merged, ctx)
 
+    def open_source(
+        self, name: str, processor: Processor, path: Path, options: Mapping[str, Any]
+    ) -> RecordSource:
+        """How ``processor`` reads ``path``: its own source (archives), else the CSV reader."""
+        spec = self.registry.get(name)
+        if spec is not None and spec.source is not None:
+            return spec.source(path, processor)
+        return CsvFile(path, csv_options(self._settings, options))
+
     def run(self, entry: FileEntry, stop: threading.Event | None = None) -> RunOutcome:
         """Process ``entry`` (received, stored or an interrupted processing) to its end."""
         run_id = entry.run_id or uuid.uuid4().hex[:12]
@@ -129,14 +138,14 @@ class Runner:
         with bound_contextvars(file=name, processor=processor, simulation=True):
             try:
                 built = self.build_processor(processor, options, True)
-                csv = CsvFile(path, csv_options(self._settings, options))
-                info = replace(info, sha256=csv.check(), options=built.describe())
-                header = csv.resolve_header(built.schema)
+                source = self.open_source(processor, built, path, options)
+                info = replace(info, sha256=source.check(), options=built.describe())
+                header = source.resolve_header(built.schema)
                 validate_header(header, built.schema, name)
             except (RejectFile, ConfigError) as exc:
                 self._write_report(replace(info, error=str(exc), finished=self._now()), [], txt)
                 return RunOutcome(FileState.FAILED, None, txt, str(exc))
-            job = Job(0, csv, header, built, self._settings.processing.batch_size)
+            job = Job(0, source, header, built, self._settings.processing.batch_size)
             with self._platform.transaction(rollback=True) as tx:
                 self._applier.apply_in(job, tx)
                 summary = self._write_report(
@@ -183,12 +192,12 @@ class Runner:
             raise RejectFile(f"{entry.name}: no processor for this file")
         try:
             processor = self.build_processor(entry.processor, entry.options, dry_run)
-            csv = CsvFile(self._source(entry), csv_options(self._settings, entry.options))
+            source = self.open_source(entry.processor, processor, self._source(entry), entry.options)
         except ConfigError as exc:
             raise RejectFile(f"{entry.name}: {exc}") from exc
         try:
-            sha256 = csv.check()
-            header = csv.resolve_header(processor.schema)
+            sha256 = source.check()
+            header = source.resolve_header(processor.schema)
         except RejectFile as exc:
             raise RejectFile(f"{entry.name}: {exc}") from exc
         if entry.sha256 and sha256 != entry.sha256:
@@ -199,7 +208,7 @@ class Runner:
             log.warning("file_changed", old_sha256=entry.sha256, sha256=sha256)
             self._ledger.update_fields(entry.id, FileState.PROCESSING, sha256=sha256)
         validate_header(header, processor.schema, entry.name)
-        return Job(entry.id, csv, header, processor, self._settings.processing.batch_size)
+        return Job(entry.id, source, header, processor, self._settings.processing.batch_size)
 
     def _plan(self, entry: FileEntry, directory: Path) -> Path:
         """The final path of this run in ``directory``, chosen once and kept in the ledger."""
@@ -234,7 +243,7 @@ class Runner:
                 summary = self._write_report(info, read.saved_results(entry.id), txt)
         tryback = Path(entry.tryback_path) if summary.failed and entry.tryback_path else None
         if tryback is not None:
-            write_tryback(job.csv, job.header, summary.failed, tryback, self._store.write_private)
+            write_tryback(job.source, job.header, summary.failed, tryback, self._store.write_private)
         self._move(entry, final)
         self._ledger.transition(
             entry.id, FileState.PROCESSING, FileState.DONE, finished_at=self._now(),

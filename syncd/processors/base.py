@@ -8,12 +8,13 @@ value), never exceptions: one bad row never stops the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.csvfile import Schema
+from syncd.csvfile import Header, Record, Schema
 from syncd.domain import RowResult
 from syncd.platform.base import PlatformTx
 
@@ -59,6 +60,30 @@ class Processor(Protocol):
 ProcessorFactory = Callable[[Mapping[str, Any], RunContext], Processor]
 
 
+class RecordSource(Protocol):
+    """Where a file's records come from: :class:`~syncd.csvfile.CsvFile`, or an archive reader.
+
+    Every call reads the file afresh and gives the same records in the same order, so a
+    run resumed at its checkpoint skips exactly the records already applied.
+    """
+
+    def check(self) -> str:
+        """Validate the whole file and return its sha256; RejectFile names what is wrong."""
+        ...
+
+    def resolve_header(self, schema: Schema) -> Header:
+        """The header the processor's schema is checked against."""
+        ...
+
+    def records(self) -> Iterator[Record]:
+        """The data records, in order (``raw`` is what a tryback file repeats)."""
+        ...
+
+
+#: Opens a non-CSV file for a processor (course archives, picture zips): path, processor.
+SourceFactory = Callable[[Path, Processor], RecordSource]
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorSpec:
     """A registry entry: name, batch priority (lower runs first), factory, sniffing columns."""
@@ -70,3 +95,5 @@ class ProcessorSpec:
     sniff: frozenset[str] = frozenset()
     #: option names the factory accepts (for check-config)
     options: frozenset[str] = frozenset()
+    #: None: the file is CSV (syncd.csvfile); else how to read this processor's files
+    source: SourceFactory | None = None
