@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,17 @@ def test_a_host_key_readable_by_others_is_refused(tmp_path: Path) -> None:
     path.chmod(0o640)
     with pytest.raises(ConfigError, match="readable by others"):
         load_host_key(path)
+
+
+def test_example_sftp_sections_are_valid_when_uncommented(tmp_path: Path) -> None:
+    """The commented [[sftp.account]] and [[sftp.pull]] examples of config/syncd.toml load as written."""
+    example = (Path(__file__).parents[2] / "config" / "syncd.toml").read_text()
+    block = example[example.index("[sftp.server]"):]
+    setting = re.compile(r"# (\[\[?sftp\.|[a-z_]+ = )")
+    text = "\n".join(line[2:] if setting.match(line) else line for line in block.splitlines())
+    s = settings_with(tmp_path, text.replace("enabled = false", "enabled = true"))
+    assert s.sftp.server.enabled and s.sftp.server.port == 2222
+    assert [a.name for a in s.sftp.accounts] == ["erp"]
+    assert s.sftp.accounts[0].permissions == ("upload", "list", "results")
+    (pull,) = s.sftp.pulls
+    assert (pull.name, pull.after, pull.archive_dir, pull.min_age) == ("sis", "move", "outbox/done", 60.0)
