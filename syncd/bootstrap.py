@@ -159,7 +159,7 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     ledger = Ledger(ledger_engine, clock)
     ledger.create_schema()
     create_schema(platform_engine, extra_roles=settings.platform.roles)
-    platform = SqlPlatform(platform_engine)
+    platform = SqlPlatform(platform_engine, settings.data_dir / "files")  # document and picture blobs
     heartbeat = Heartbeat()
     runner = Runner(
         ledger=ledger, platform=platform, store=store, registry=REGISTRY,

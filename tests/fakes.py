@@ -29,6 +29,8 @@ Test helpers on :class:`FakePlatform` (not part of the port; none counts as a tr
 - Readable views by key: ``enrolled(shortname)`` -> {username: active} over every method,
   ``course_roles(shortname)`` -> {(username, role shortname)}, ``members_of_group(shortname,
   group name)`` and ``members_of_cohort(idnumber)`` -> sets of usernames.
+- Content (``tests/fakes_content.py``): ``seed_document``, ``seed_picture``, ``documents()``,
+  ``path_items()``, ``activities()``, ``pictures()``, ``blobs()``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from syncd.platform.model import (
     RoleAssignment,
     SectionRecord,
 )
+from tests.fakes_content import ContentTx, ContentViews
 from tests.fakes_groups import FakeCohorts, FakeGroups
 from tests.fakes_model import (
     FakeCategories,
@@ -124,8 +127,9 @@ class FakeUsers:
         self._state.users[user.id] = _copy(user)
 
 
-class FakeTx:
-    """One transaction of :class:`FakePlatform` (implements PlatformTx)."""
+class FakeTx(ContentTx):
+    """One transaction of :class:`FakePlatform` (implements PlatformTx; files, content and
+    pictures come from :class:`ContentTx`)."""
 
     def __init__(self, state: _State) -> None:
         self._state = state
@@ -196,7 +200,7 @@ class FakeTx:
         self._state.results.pop(file_id, None)
 
 
-class FakePlatform:
+class FakePlatform(ContentViews):
     """An in-memory platform (implements Platform), with inspection helpers for tests."""
 
     def __init__(self, *, roles: Iterable[str] = ()) -> None:

@@ -20,18 +20,30 @@ from typing import Any, TypeVar
 from syncd.platform.base import Checkpoint, SavedResult, UserRecord
 from syncd.platform.model import (
     DEFAULT_ROLES,
+    ActivityRecord,
     CategoryRecord,
     CohortRecord,
     CourseRecord,
+    DocumentRecord,
     Enrolment,
     EnrolMethod,
     GroupingRecord,
     GroupRecord,
+    PathItemRecord,
+    PictureRecord,
     RoleAssignment,
     SectionRecord,
 )
 
 T = TypeVar("T")
+
+
+class SharedBlobs(dict[str, bytes]):
+    """Blob contents by sha256. A transaction's snapshot shares it (deepcopy returns it):
+    blobs are not transactional, in the fake as in the real file store."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedBlobs:
+        return self
 
 
 class FakeIntegrityError(Exception):
@@ -59,6 +71,11 @@ class FakeState:
     group_members: set[tuple[int, int]] = field(default_factory=set)
     cohorts: dict[int, CohortRecord] = field(default_factory=dict)
     cohort_members: set[tuple[int, int]] = field(default_factory=set)
+    documents: dict[int, DocumentRecord] = field(default_factory=dict)
+    path_items: dict[int, PathItemRecord] = field(default_factory=dict)
+    activities: dict[int, ActivityRecord] = field(default_factory=dict)
+    pictures: dict[int, PictureRecord] = field(default_factory=dict)
+    blobs: SharedBlobs = field(default_factory=SharedBlobs)
     counters: dict[str, int] = field(default_factory=dict)
 
     def new_id(self, table: str) -> int:
@@ -175,9 +192,13 @@ class FakeCourses:
             _unique((c.idnumber for c in others), course.idnumber, "course idnumber")
 
     def delete(self, course_ids: Collection[int]) -> None:
-        """Delete courses with sections, methods, enrolments, roles, groups and groupings."""
+        """Delete courses with sections, methods, enrolments, roles, groups, groupings and
+        content (documents, learning path, activities; blobs stay)."""
         gone = set(course_ids)
         s = self._s
+        s.documents = {k: v for k, v in s.documents.items() if v.course_id not in gone}
+        s.path_items = {k: v for k, v in s.path_items.items() if v.course_id not in gone}
+        s.activities = {k: v for k, v in s.activities.items() if v.course_id not in gone}
         FakeEnrolments(s).delete_methods([k for k, m in s.methods.items() if m.course_id in gone])
         s.role_assignments = {r for r in s.role_assignments if r.course_id not in gone}
         drop_groupings(s, [g for g, rec in s.groupings.items() if rec.course_id in gone])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd.domain import RowResult
+from syncd.platform.content import ContentRepository, FileRepository, PictureRepository
 from syncd.platform.model import (
     CategoryRecord,
     CohortRecord,
@@ -124,7 +125,8 @@ class CourseRepository(Protocol):
 
     def delete(self, course_ids: Collection[int]) -> None:
         """Delete courses with everything that belongs to them (sections, enrolment
-        methods and enrolments, role assignments, groups, groupings)."""
+        methods and enrolments, role assignments, groups, groupings, documents, learning
+        path, activities; the blobs of the documents stay in the file store)."""
         ...
 
     def sections(self, course_ids: Collection[int]) -> list[SectionRecord]:
@@ -351,6 +353,21 @@ class PlatformTx(Protocol):
     @property
     def cohorts(self) -> CohortRepository:
         """Cohorts and members."""
+        ...
+
+    @property
+    def files(self) -> FileRepository:
+        """The blob store (not transactional)."""
+        ...
+
+    @property
+    def content(self) -> ContentRepository:
+        """Course documents, learning paths, activities."""
+        ...
+
+    @property
+    def pictures(self) -> PictureRepository:
+        """User pictures."""
         ...
 
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:

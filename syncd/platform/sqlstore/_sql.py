@@ -171,6 +171,33 @@ def _unnest(conn: Connection, table: Table, columns: Sequence[str], *, ordered: 
     return f"SELECT {names} FROM unnest({arrays}) WITH ORDINALITY AS v({names}, n) ORDER BY n"
 
 
+def upsert_ids(
+    conn: Connection, table: Table, key: Sequence[str], values: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """Insert ``rows`` (the ``key`` columns, then the ``values`` ones) or, where a row with
+    the same ``key`` exists, update its ``values``; return key -> id of every row written.
+
+    One multi-row ``INSERT … ON CONFLICT (key) DO UPDATE … RETURNING`` per chunk (both
+    databases); the rows must not repeat a key (a statement may not update a row twice).
+    """
+    quote = conn.dialect.identifier_preparer
+    name, names = _names(conn, table, (*key, *values))
+    keys = ", ".join(quote.quote(c) for c in key)
+    sets = ", ".join(f"{quote.quote(c)} = excluded.{quote.quote(c)}" for c in values)
+    row_marks = "(" + ", ".join([placeholder(conn)] * (len(key) + len(values))) + ")"
+    per = max(1, min(CHUNK, MAX_PARAMS // (len(key) + len(values))))
+    ids: dict[tuple[Any, ...], int] = {}
+    for start in range(0, len(rows), per):
+        part = rows[start : start + per]
+        sql = (
+            f"INSERT INTO {name} ({names}) VALUES {', '.join([row_marks] * len(part))}"
+            f" ON CONFLICT ({keys}) DO UPDATE SET {sets} RETURNING id, {keys}"
+        )
+        result = conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
+        ids.update((tuple(found[1:]), found[0]) for found in result)
+    return ids
+
+
 def pairs_sql(conn: Connection, columns: tuple[str, str], count: int) -> str:
     """A WHERE condition: (a, b) is one of ``count`` pairs (see :func:`pairs_params`).
 

@@ -3,9 +3,10 @@
 Every repository call works on whole batches: one SELECT per key kind (IN lists of at most
 ``CHUNK`` values), one executemany per kind of write (helpers in ``_sql``). This module
 holds the transaction, the users and the checkpoints; the course model's repositories
-live in ``courses``, ``enrolments``, ``groups`` and ``cohorts``. A transaction is one
-connection and one database transaction; the runner saves the file checkpoint inside it,
-with the rows.
+live in ``courses``, ``enrolments``, ``groups``, ``cohorts`` and ``content`` (documents,
+learning paths, activities, pictures). A transaction is one connection and one database
+transaction; the runner saves the file checkpoint inside it, with the rows. The blobs of
+documents and pictures are files under ``files_root`` (``blobs``), outside transactions.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -40,7 +42,9 @@ from syncd.platform.sqlstore._sql import (
     update_sql,
     utcnow,
 )
+from syncd.platform.sqlstore.blobs import BlobStore
 from syncd.platform.sqlstore.cohorts import SqlCohorts
+from syncd.platform.sqlstore.content import SqlContent, SqlPictures
 from syncd.platform.sqlstore.courses import SqlCategories, SqlCourses, SqlRoles
 from syncd.platform.sqlstore.enrolments import SqlEnrolments
 from syncd.platform.sqlstore.groups import SqlGroups
@@ -169,10 +173,14 @@ def _row(record: UserRecord) -> list[Any]:
     return values
 
 
+class NoFilesRootError(RuntimeError):
+    """The platform store was built without a files folder, so it has no blob store."""
+
+
 class _SqlTx:
     """One platform transaction on one connection (implements PlatformTx)."""
 
-    def __init__(self, conn: Connection, now: Callable[[], datetime]) -> None:
+    def __init__(self, conn: Connection, now: Callable[[], datetime], files: BlobStore | None) -> None:
         self._conn = conn
         self._now = now
         self._users = _SqlUsers(conn, now)
@@ -182,6 +190,9 @@ class _SqlTx:
         self._enrolments = SqlEnrolments(conn)
         self._groups = SqlGroups(conn)
         self._cohorts = SqlCohorts(conn)
+        self._files = files
+        self._content = SqlContent(conn)
+        self._pictures = SqlPictures(conn)
 
     @property
     def users(self) -> _SqlUsers:
@@ -217,6 +228,26 @@ class _SqlTx:
     def cohorts(self) -> SqlCohorts:
         """Cohorts and members."""
         return self._cohorts
+
+    @property
+    def files(self) -> BlobStore:
+        """The blob store (not transactional); NoFilesRootError when there is none."""
+        if self._files is None:
+            raise NoFilesRootError(
+                "this platform store has no files folder for documents and pictures:"
+                " build it with SqlPlatform(engine, files_root=<data>/files)"
+            )
+        return self._files
+
+    @property
+    def content(self) -> SqlContent:
+        """Course documents, learning paths, activities."""
+        return self._content
+
+    @property
+    def pictures(self) -> SqlPictures:
+        """User pictures."""
+        return self._pictures
 
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:
         """The checkpoint saved for this ledger file, or None when it has not started."""
@@ -265,11 +296,16 @@ class _SqlTx:
 class SqlPlatform:
     """The embedded platform store on an engine built elsewhere (implements Platform).
 
-    ``now`` is the clock for ``created_at``/``updated_at`` (UTC); tests pass a fixed one.
+    ``files_root`` is the folder of the blob store (``<data>/files``; created on the first
+    put); without one, ``tx.files`` raises :class:`NoFilesRootError`. ``now`` is the clock
+    for ``created_at``/``updated_at`` (UTC); tests pass a fixed one.
     """
 
-    def __init__(self, engine: Engine, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, engine: Engine, files_root: Path | None = None, *, now: Callable[[], datetime] = utcnow
+    ) -> None:
         self._engine = engine
+        self._files = None if files_root is None else BlobStore(files_root)
         self._now = now
 
     @contextmanager
@@ -282,7 +318,7 @@ class SqlPlatform:
         with self._engine.connect() as conn:
             trans = conn.begin()
             try:
-                yield _SqlTx(conn, self._now)
+                yield _SqlTx(conn, self._now, self._files)
             except BaseException:
                 trans.rollback()
                 raise

@@ -31,6 +31,9 @@ from syncd.platform.sqlstore._sql import (
 )
 from syncd.platform.sqlstore.schema import (
     categories,
+    course_activities,
+    course_documents,
+    course_path_items,
     course_sections,
     courses,
     enrol_methods,
@@ -126,8 +129,11 @@ class SqlCourses:
 
     def delete(self, course_ids: Collection[int]) -> None:
         """Delete courses with their enrolments, methods, role assignments, groups,
-        groupings and sections (children first, so that foreign keys hold throughout)."""
+        groupings, sections, documents, learning path and activities (children first, so
+        that foreign keys hold throughout). The documents' blobs stay in the file store."""
         conn = self._conn
+        for table in (course_documents, course_path_items, course_activities):
+            delete_among(conn, table, "course_id", course_ids)
         for chunk in chunks(course_ids):
             keys = {"keys": chunk}
             conn.execute(delete(user_enrolments).where(among(conn, user_enrolments.c.course_id)), keys)

@@ -2,7 +2,8 @@
 
 One :data:`metadata` holds every table: users and their profile fields, the course model
 (categories, courses, sections, roles, enrolment methods, user enrolments, role
-assignments, groups, groupings, cohorts and members) and the file checkpoints. Times are
+assignments, groups, groupings, cohorts and members), course content (documents, learning
+path items, activities), user pictures and the file checkpoints. Times are
 UTC and set by the adapter, not by database defaults, so that tests can pass a clock in.
 Usernames are stored lowercased by the users processor, which also keeps short text
 values within their VARCHAR(255) (PostgreSQL enforces it; SQLite does not).
@@ -12,7 +13,8 @@ Foreign keys are declared everywhere, so that a bug cannot leave a dangling refe
 that belong to a parent cascade on delete as a safety net; the adapter deletes them
 explicitly anyway. Users are never deleted (a deleted user is flagged and keeps its
 rows), so nothing cascades from them. Empty idnumbers are stored as NULL: unique when
-set, any number of rows without one.
+set, any number of rows without one. Documents and pictures hold the sha256 of their
+content; the bytes are blobs in the file store (``blobs.py``), outside the database.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Engine,
@@ -41,7 +45,7 @@ from sqlalchemy import (
     true,
 )
 
-from syncd.platform.model import DEFAULT_ROLES
+from syncd.platform.model import DEFAULT_ROLES, MAX_KEY, MAX_PATH_BYTES, PATH_KINDS
 
 metadata = MetaData()
 
@@ -307,6 +311,65 @@ role_assignments = Table(
     _ref("role_id", "roles.id"),
     PrimaryKeyConstraint("course_id", "user_id", "role_id"),
     Index("ix_role_assignments_user_id", "user_id"),
+)
+
+course_documents = Table(
+    "course_documents",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("path", String(MAX_PATH_BYTES), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    _long("title"),
+    _text("mimetype"),
+    UniqueConstraint("course_id", "path"),
+    Index("ix_course_documents_sha256", "sha256"),
+)
+
+course_path_items = Table(
+    "course_path_items",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("key", String(MAX_KEY), nullable=False),
+    _long("title"),
+    # the parent's key in the same course (checked by the adapter: the whole tree is
+    # written at once, so a foreign key would only constrain the insert order)
+    Column("parent_key", String(MAX_KEY), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("position", Integer, nullable=False),
+    Column("section", Integer, nullable=True),
+    UniqueConstraint("course_id", "key"),
+    CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in PATH_KINDS) + ")", name="ck_path_item_kind"),
+)
+
+course_activities = Table(
+    "course_activities",
+    metadata,
+    _id(),
+    _ref("course_id", "courses.id", ondelete="CASCADE"),
+    Column("key", String(MAX_KEY), nullable=False),
+    # a section number, not a reference: an archive may list activities in sections it does
+    # not describe
+    Column("section", Integer, nullable=False),
+    Column("kind", String(MAX_KEY), nullable=False),
+    _long("title"),
+    Column("position", Integer, nullable=False),
+    UniqueConstraint("course_id", "key"),
+)
+
+user_pictures = Table(
+    "user_pictures",
+    metadata,
+    _id(),
+    _ref("user_id", "users.id"),
+    Column("sha256", String(64), nullable=False),
+    Column("mimetype", String(MAX_KEY), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    UniqueConstraint("user_id"),
 )
 
 

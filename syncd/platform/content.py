@@ -1,0 +1,97 @@
+"""The platform port, continued: course content (documents, learning path, activities),
+the blob files they point to, and user pictures (issue 6: course archives, pictures).
+
+:class:`~syncd.platform.base.PlatformTx` offers them as ``tx.files``, ``tx.content``
+and ``tx.pictures``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from typing import BinaryIO, Protocol
+
+from syncd.platform.model import ActivityRecord, DocumentRecord, PathItemRecord, PictureRecord
+
+
+class FileRepository(Protocol):
+    """Content-addressed blobs (documents, pictures): one file per distinct content.
+
+    Not transactional: a blob is written at once and stays when the transaction that
+    put it rolls back (an orphan is harmless; a cleanup job may sweep it). Rows that
+    refer to blobs are transactional. Hashes are sha256 in lowercase hex; a malformed one
+    is a ValueError.
+    """
+
+    def put(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Store this content (read chunk by chunk) unless present; return (sha256, size)."""
+        ...
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob for reading (the caller closes it); FileNotFoundError when absent."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+        ...
+
+
+class ContentRepository(Protocol):
+    """Course content: documents, the learning path and activities, per course.
+
+    Keys and paths are checked by ``model.check_document`` / ``check_path`` /
+    ``check_activities`` (ValueError, before anything is written); a course that does not
+    exist breaks a foreign key.
+    """
+
+    def documents(self, course_ids: Collection[int]) -> list[DocumentRecord]:
+        """The documents of these courses, by course then path."""
+        ...
+
+    def put_documents(self, documents: Sequence[DocumentRecord]) -> None:
+        """Insert or update documents by (course_id, path) and set their ``id`` (the last
+        of one (course_id, path) wins). Put their blob first: nothing checks it is there."""
+        ...
+
+    def delete_documents(self, document_ids: Collection[int]) -> None:
+        """Delete documents (absent ids are ignored; the blobs stay)."""
+        ...
+
+    def path(self, course_ids: Collection[int]) -> list[PathItemRecord]:
+        """The learning path items of these courses, by course, position then key."""
+        ...
+
+    def replace_path(self, course_id: int, items: Sequence[PathItemRecord]) -> None:
+        """Make ``items`` the whole learning path of this course; set their ``id``."""
+        ...
+
+    def activities(self, course_ids: Collection[int]) -> list[ActivityRecord]:
+        """The activities of these courses, by course, section, position then key."""
+        ...
+
+    def replace_activities(self, course_id: int, items: Sequence[ActivityRecord]) -> None:
+        """Make ``items`` the whole list of activities of this course; set their ``id``."""
+        ...
+
+    def hashes(self) -> set[str]:
+        """Every blob hash a document refers to (for a cleanup job)."""
+        ...
+
+
+class PictureRepository(Protocol):
+    """User pictures: at most one per user, its content a blob of the file store."""
+
+    def find(self, user_ids: Collection[int]) -> dict[int, PictureRecord]:
+        """User id -> picture, for those of these users that have one."""
+        ...
+
+    def put(self, pictures: Sequence[PictureRecord]) -> None:
+        """Insert or replace each user's picture (the last one of a user wins); set ``id``."""
+        ...
+
+    def delete(self, user_ids: Collection[int]) -> None:
+        """Remove the pictures of these users (none is fine; the blobs stay)."""
+        ...
+
+    def hashes(self) -> set[str]:
+        """Every blob hash a picture refers to (for a cleanup job)."""
+        ...
