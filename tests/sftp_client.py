@@ -27,9 +27,9 @@ def skip_reason() -> str | None:
 
 def _argv(
     port: int, user: str, *, key: Path | None, known_hosts: Path | None, rate_kbit: int | None,
-    password: bool, host: str,
+    password: bool, host: str, extra_args: Sequence[str] = (),
 ) -> list[str]:
-    argv = [SFTP or "sftp", "-P", str(port), "-o", "ConnectTimeout=10"]
+    argv = [SFTP or "sftp", *extra_args, "-P", str(port), "-o", "ConnectTimeout=10"]
     argv += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "NumberOfPasswordPrompts=1"]
     if known_hosts is None:
         argv += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
@@ -65,11 +65,11 @@ def _env(password: str | None, workdir: Path) -> dict[str, str]:
 def start_sftp(
     port: int, user: str, commands: Sequence[str], *, workdir: Path, key: Path | None = None,
     known_hosts: Path | None = None, rate_kbit: int | None = None, password: str | None = None,
-    cwd: Path | None = None, host: str = "127.0.0.1",
+    cwd: Path | None = None, host: str = "127.0.0.1", extra_args: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``sftp -b <batch file>`` running ``commands`` (own process group, for killing)."""
     argv = _argv(port, user, key=key, known_hosts=known_hosts, rate_kbit=rate_kbit,
-                 password=password is not None, host=host)
+                 password=password is not None, host=host, extra_args=extra_args)
     workdir.mkdir(parents=True, exist_ok=True)
     batch = workdir / f"batch-{os.getpid()}-{id(commands)}.txt"
     batch.write_text("\n".join(commands) + "\n")

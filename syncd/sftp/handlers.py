@@ -18,17 +18,23 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
+from paramiko import Message, SFTPAttributes, SFTPError, SFTPHandle, SFTPServer, SFTPServerInterface
 from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_INIT,
+    CMD_VERSION,
     SFTP_FAILURE,
     SFTP_NO_SUCH_FILE,
     SFTP_OK,
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
+    int64,
 )
 
 from syncd.sftp.accounts import Account
@@ -40,6 +46,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CODES = {"denied": SFTP_PERMISSION_DENIED, "missing": SFTP_NO_SUCH_FILE, "failed": SFTP_FAILURE}
+#: the largest SFTP request we announce (OpenSSH's own sftp-server uses 256 KiB too)
+MAX_REQUEST = 256 * 1024
+LIMITS_EXTENSION = "limits@openssh.com"
+SFTP_VERSION = 3
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -354,7 +364,38 @@ class JailedSftp(SFTPServerInterface):
 
 
 class AuditedSftpServer(SFTPServer):
-    """paramiko's SFTP subsystem, telling the session when its files are all closed."""
+    """paramiko's SFTP subsystem, telling the session when its files are all closed.
+
+    It also answers OpenSSH's ``limits@openssh.com`` extension (and advertises only
+    that): OpenSSH clients then write 255 KiB per request instead of 32 KiB, which made
+    uploads about 1.8x faster (bench/bench_sftp.py). paramiko has no public hook for
+    extensions, so this overrides two of its private methods; the OpenSSH-client tests
+    exercise both. ``check-file`` is no longer advertised (still answered, read handles only).
+    """
+
+    def _send_server_version(self) -> int:
+        kind, data = self._read_packet()  # type: ignore[attr-defined]
+        if kind != CMD_INIT:
+            raise SFTPError("Incompatible sftp protocol")
+        version: int = struct.unpack(">I", data[:4])[0]
+        msg = Message()
+        msg.add_int(SFTP_VERSION)
+        msg.add_string(LIMITS_EXTENSION)
+        msg.add_string("1")
+        self._send_packet(CMD_VERSION, msg)  # type: ignore[attr-defined]
+        return version
+
+    def _process(self, t: int, request_number: int, msg: Message) -> None:
+        if t == CMD_EXTENDED:
+            start = msg.packet.tell()
+            if msg.get_text() == LIMITS_EXTENSION:
+                length = int64(MAX_REQUEST - 1024)  # room for the request's own header
+                self._response(  # type: ignore[attr-defined]
+                    request_number, CMD_EXTENDED_REPLY, int64(MAX_REQUEST), length, length, int64(0),
+                )
+                return
+            msg.packet.seek(start)
+        super()._process(t, request_number, msg)  # type: ignore[misc]
 
     def finish_subsystem(self) -> None:
         """Close the subsystem (paramiko closes the open handles), then tell the session."""

@@ -224,6 +224,9 @@ class SftpServer:
     def _serve(self, conn: socket.socket, session: Session) -> None:
         bind_contextvars(component="sftp")
         conn.settimeout(None)
+        # paramiko never sets it: without it Nagle holds back every small status reply and
+        # window adjust until the client's delayed ACK, and uploads stall (bench/bench_sftp.py)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(
             conn, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET
         )
@@ -240,13 +243,14 @@ class SftpServer:
                     log.info("sftp_login_timed_out", address=session.address)
                     break
                 time.sleep(0.1)
-            session.authenticated = transport.is_authenticated()
             while transport.is_active() and not self._stop.is_set():
                 transport.join(0.5)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             log.info("sftp_connection_failed", address=session.address, error=str(exc))
         finally:
             transport.close()
+            handler = transport.auth_handler  # still knows after close (is_authenticated() does not)
+            session.authenticated = handler is not None and handler.is_authenticated()
             gate.connection_ended(session.authenticated)
             session.ended()
             with self._lock:

@@ -100,6 +100,17 @@ def test_upload_is_published_complete_and_private(make_server, upload, logs) -> 
     assert ended[0]["files"] == 1 and ended[0]["bytes"] == len(data)
 
 
+def test_openssh_clients_learn_the_larger_request_size(make_server, upload) -> None:
+    """The server answers limits@openssh.com, so OpenSSH writes 255 KiB requests (not 32 KiB)."""
+    srv = make_server({"erp": {}})
+    data = os.urandom(2_000_000)
+    upload("big.bin", data)
+    done = srv.run("erp", ["put big.bin"], extra_args=["-vvv"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "server upload/download buffer sizes 261120 / 261120" in done.stderr
+    assert (srv.jail("erp") / "big.bin").read_bytes() == data
+
+
 def test_slow_upload_is_invisible_until_the_client_closes_it(make_server, upload) -> None:
     """During a rate-limited upload only the hidden .filepart exists; the name appears at the end."""
     srv = make_server({"erp": {}})
