@@ -9,6 +9,7 @@ from syncd.processors import (
     cohorts,
     course_check,
     course_delete,
+    course_import,
     course_reset,
     courses,
     enrolments,
@@ -22,6 +23,7 @@ REGISTRY: Mapping[str, ProcessorSpec] = {
     spec.name: spec
     for spec in (
         users.SPEC,
+        course_import.SPEC,
         courses.SPEC,
         cohorts.SPEC,
         groups.SPEC,
