@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -14,7 +15,7 @@ from syncd.domain import ConfigError
 from syncd.health import Heartbeat
 from syncd.intake.ledger import Ledger
 from syncd.intake.store import FileStore
-from syncd.intake.watcher import IntakeOptions
+from syncd.intake.watcher import IntakeOptions, ignore_reason
 from syncd.jobs import Cleanup, PreselectedFile
 from syncd.pipeline.routes import Route, Router
 from syncd.pipeline.runner import RUNNER_OPTIONS, Runner, csv_options
@@ -24,6 +25,7 @@ from syncd.processors.registry import REGISTRY
 from syncd.schedule import Job, JobAction, Scheduler, parse_cron
 from syncd.settings import JobSettings, Settings, zone
 from syncd.sftp.accounts import build_accounts
+from syncd.sftp.pull import PullAction, open_pull
 from syncd.sftp.server import SftpServer, load_host_key
 from syncd.sftp.session import ResultsLookup
 from syncd.sqlutil import make_engine
@@ -116,10 +118,28 @@ def job_triggers(settings: Settings) -> list[tuple[str, str, CronTrigger, JobSet
     return planned
 
 
-def build_scheduler(app: App, wake: Callable[[], None]) -> Scheduler:
-    """The scheduler with the configured preselected-file jobs and the cleanup job."""
+def build_pull_jobs(settings: Settings, sync_dir: Path, stop: threading.Event) -> list[Job]:
+    """One scheduled job per ``[[sftp.pull]]``, its key and known_hosts checked (ConfigError).
+
+    Each run goes on its own thread (the scheduler never waits for a slow remote) and
+    stops between files, or mid-download, once ``stop`` is set.
+    """
+    default_tz = zone(settings.scheduler.timezone, "scheduler.timezone")
+    options = intake_options(settings)
+    jobs = []
+    for i, spec in enumerate(settings.sftp.pulls):
+        tz = zone(spec.timezone, f"sftp.pull[{i}].timezone") if spec.timezone else default_tz
+        trigger = parse_cron(spec.cron, tz, f"sftp.pull[{i}].cron")
+        puller = open_pull(spec, sync_dir, lambda rel: ignore_reason(rel, options))
+        jobs.append(Job(f"sftp-pull-{spec.name}", spec.cron, trigger, PullAction(puller, stop)))
+    return jobs
+
+
+def build_scheduler(app: App, wake: Callable[[], None], extra: Sequence[Job] = ()) -> Scheduler:
+    """The scheduler with the configured preselected-file jobs, the cleanup job and ``extra``
+    jobs (the SFTP pulls, built once by the service: SIGHUP does not rebuild them)."""
     settings = app.settings
-    jobs: list[Job] = []
+    jobs: list[Job] = list(extra)
     for name, cron, trigger, spec in job_triggers(settings):
         action: JobAction
         if spec is None:

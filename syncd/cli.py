@@ -13,10 +13,11 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from syncd.bootstrap import App, build_app, build_router, build_scheduler, job_triggers
+from syncd.bootstrap import App, build_app, build_pull_jobs, build_router, build_scheduler, job_triggers
 from syncd.domain import ConfigError, FileState, SyncdError
 from syncd.intake.arrivals import sha256_of
 from syncd.intake.ledger import process_owner
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             build_router(settings)
             job_triggers(settings)
+            build_pull_jobs(settings, settings.data_dir / "sync", threading.Event())  # keys, known_hosts
             print(f"config ok: {settings.config_path or '(defaults)'}; data_dir {settings.data_dir}")
             return 0
         # The daemon logs on stdout (journald); one-shot commands keep stdout for their answer.
@@ -177,7 +179,8 @@ def _status(app: App, args: argparse.Namespace) -> int:
 
 
 def _schedules(app: App) -> int:
-    scheduler = build_scheduler(app, lambda: None)
+    pulls = build_pull_jobs(app.settings, app.store.sync_dir, threading.Event())
+    scheduler = build_scheduler(app, lambda: None, pulls)
     for name, cron, when in scheduler.next_runs():
         last = app.ledger.last_fire(name)
         nxt = when.isoformat() if when else "never"

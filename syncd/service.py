@@ -26,7 +26,14 @@ from types import FrameType
 import structlog
 from structlog.contextvars import bind_contextvars
 
-from syncd.bootstrap import App, build_router, build_scheduler, build_sftp_server, intake_options
+from syncd.bootstrap import (
+    App,
+    build_pull_jobs,
+    build_router,
+    build_scheduler,
+    build_sftp_server,
+    intake_options,
+)
 from syncd.domain import ConfigError, FileState
 from syncd.intake.arrivals import Arrivals
 from syncd.intake.ledger import FileEntry
@@ -34,6 +41,7 @@ from syncd.intake.watcher import Watcher
 from syncd.log import configure_logging
 from syncd.pipeline.routes import Router
 from syncd.settings import Settings
+from syncd.sftp.pull import PullAction
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +85,8 @@ class Service:
         self._arrivals = Arrivals(app.store, app.ledger, lambda: self._router, self._wake.set)
         self._watcher = Watcher(app.store.sync_dir, intake_options(app.settings), self._arrivals.take)
         self._worker = threading.Thread(target=self._work, name="syncd-worker", daemon=True)
-        self._scheduler = build_scheduler(app, self._wake.set)
+        self._pulls = build_pull_jobs(app.settings, app.store.sync_dir, self._stop)
+        self._scheduler = build_scheduler(app, self._wake.set, self._pulls)
         self._scheduler_thread = threading.Thread(
             target=self._schedule, name="syncd-scheduler", daemon=True
         )
@@ -124,6 +133,10 @@ class Service:
                 log.warning("daemon_stopped_at_once", note="second signal; the open batch is rolled back")
                 return 130
         self._scheduler_thread.join(5.0)
+        for job in self._pulls:  # a pull stops between files, or mid-download (its .part is dropped)
+            action = job.action
+            if isinstance(action, PullAction) and not action.join(max(0.0, deadline - time.monotonic())):
+                log.warning("pull_still_running", job=job.name, note="left behind at exit")
         if self._worker.is_alive():
             log.error("drain_deadline_passed", seconds=DRAIN_DEADLINE)
             return 1
@@ -178,12 +191,15 @@ class Service:
     def _reload(self) -> None:
         """SIGHUP: new routes, jobs and log level, all validated before any is swapped in.
 
-        Intake options, databases and processor defaults need a restart.
+        Intake options, databases, processor defaults and the SFTP server and pulls need a
+        restart.
         """
         try:
             settings = self._reload_settings()
             router = build_router(settings)
-            scheduler = build_scheduler(dataclasses.replace(self._app, settings=settings), self._wake.set)
+            scheduler = build_scheduler(
+                dataclasses.replace(self._app, settings=settings), self._wake.set, self._pulls
+            )
         except ConfigError as exc:
             log.error("config_reload_refused", error=str(exc), note="keeping the running config")
             return

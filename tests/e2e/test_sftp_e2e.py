@@ -20,7 +20,8 @@ import pytest
 from tests.e2e.writers import users_csv
 from tests.sftp_client import kill, sftp_batch, start_sftp
 from tests.sftp_client import skip_reason as client_missing
-from tests.sshd import free_port, keygen
+from tests.sshd import free_port, keygen, start_sshd
+from tests.sshd import skip_reason as sshd_missing
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Daemon, Layout, StartDaemon
@@ -111,3 +112,39 @@ def test_the_erp_fetches_its_report_and_tryback_over_sftp(
     assert (workdir / "tryback.csv").read_bytes() == tryback.read_bytes()
     assert b"bad user" in tryback.read_bytes()
     assert os.stat(tryback).st_mode & 0o077 == 0
+
+
+@pytest.mark.slow
+def test_the_daemon_pulls_a_remote_outbox_at_its_cron_time(
+    start_daemon: StartDaemon, layout: Layout, tmp_path: Path
+) -> None:
+    """At the next minute the pull job fetches the file from a real sshd, deletes it there, and
+    the file is processed from sync/<target> like any upload."""
+    reason = sshd_missing()
+    if reason is not None:
+        pytest.skip(reason=reason)
+    sshd = start_sshd(tmp_path / "sshd")
+    try:
+        data = users_csv(20, "pulled")
+        remote = sshd.served / "users_pulled.csv"
+        remote.write_bytes(data)
+        os.utime(remote, (1_700_000_000, 1_700_000_000))
+        daemon = start_daemon(start=False)
+        pull = {
+            "name": "sis", "host": "127.0.0.1", "port": sshd.port, "user": sshd.user,
+            "key_file": str(sshd.client_key), "known_hosts": str(sshd.known_hosts),
+            "cron": "* * * * *", "target": "sis", "glob": "*.csv",
+        }
+        with daemon.config.open("a", encoding="utf-8") as cfg:
+            cfg.write("[[sftp.pull]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in pull.items()))
+        daemon.start()
+        pulled = daemon.wait_event("sftp_file_pulled", timeout=90)
+        assert pulled["bytes"] == len(data)
+        entry = daemon.wait_file("sis/users_pulled.csv")
+        assert entry["state"] == "done"
+        layout.done_report("users_pulled.csv", data)
+        assert not remote.exists()
+        assert daemon.events("job_ran", job="sftp-pull-sis")
+        assert daemon.errors() == []
+    finally:
+        sshd.stop()
