@@ -9,9 +9,12 @@ written outside the jail.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import shutil
 import stat
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -293,3 +296,39 @@ def test_results_view_shows_only_the_accounts_reports(make_server, tmp_path) -> 
     assert srv.run("erp", ["get _results/other.report.txt"]).returncode != 0
     assert report.exists()
 
+
+
+def _host_key_sha256(srv: Embedded) -> str:
+    line = srv.known_hosts.read_text().split()
+    return base64.b64encode(hashlib.sha256(base64.b64decode(line[2])).digest()).decode()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl on PATH")
+def test_curl_uploads_with_its_sftp_support(make_server, upload) -> None:
+    """curl (libssh2) puts a file with the account's key and the pinned host key; it is published whole."""
+    srv = make_server({"erp": {}})
+    path = upload("users.csv", b"username\ncurl\n")
+    key = srv.keys["erp"]
+    done = subprocess.run(
+        ["curl", "-sS", "-T", str(path), f"sftp://127.0.0.1:{srv.port}/users.csv", "-u", "erp:",
+         "--key", str(key), "--pubkey", f"{key}.pub", "--hostpubsha256", _host_key_sha256(srv)],
+        capture_output=True, text=True, timeout=60,
+    )
+    if "Protocol \"sftp\" not supported" in done.stderr:
+        pytest.skip("this curl has no sftp support")
+    assert done.returncode == 0, done.stderr
+    assert (srv.jail("erp") / "users.csv").read_bytes() == b"username\ncurl\n"
+
+
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="no rclone on PATH (Debian package rclone)")
+def test_rclone_copies_a_file_with_strict_host_key_checking(make_server, upload) -> None:
+    """rclone's sftp backend uploads (and sets the time) through the jail; nothing else appears."""
+    srv = make_server({"erp": {}})
+    path = upload("users.csv", b"username\nrclone\n")
+    remote = (f":sftp,host=127.0.0.1,port={srv.port},user=erp,key_file={srv.keys['erp']},"
+              f"known_hosts_file={srv.known_hosts}:users.csv")
+    done = subprocess.run(["rclone", "copyto", str(path), remote], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "RCLONE_CONFIG": "/dev/null"})
+    assert done.returncode == 0, done.stderr
+    assert tree(srv.jail("erp")) == ["users.csv"]
+    assert (srv.jail("erp") / "users.csv").read_bytes() == b"username\nrclone\n"
