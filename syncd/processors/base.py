@@ -36,7 +36,11 @@ class RunContext:
     #: scrypt cost as log2(N); see settings ``[users] password_cost``
     password_cost: int = 14
     dry_run: bool = False
+    #: <data>/store: where a courses row's ``template`` archive path is looked up
+    store_dir: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: ``<data>/cache`` (FileStore.cache_dir): where generated artefacts (course backups) go
+    cache_dir: Path | None = None
 
 
 class Processor(Protocol):

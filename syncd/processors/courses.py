@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from syncd.csvfile import Schema
@@ -40,11 +41,11 @@ from syncd.processors._courserows import (
     TOPIC_PATTERN,
     CourseChange,
     Teacher,
-    looks_like_archive,
     parse_row,
 )
 from syncd.processors._coursework import CategoryTree, CourseSet, EnrolSet, SectionSet, TempIds
 from syncd.processors._lookup import flag, option, role_id, unknown, users_by
+from syncd.processors._templates import Templates
 from syncd.processors.base import ProcessorSpec, Row, RunContext
 
 DEFAULT_CATEGORY = "Miscellaneous"
@@ -53,9 +54,12 @@ DEFAULT_CATEGORY = "Miscellaneous"
 class _Batch:
     """Everything one batch reads once, and the working sets its rows change."""
 
-    def __init__(self, tx: PlatformTx, changes: Sequence[CourseChange], identity: str) -> None:
+    def __init__(
+        self, tx: PlatformTx, changes: Sequence[CourseChange], identity: str, store_dir: Path | None
+    ) -> None:
         self.tx = tx
         temp = TempIds()
+        self.templates = Templates(store_dir, temp)
         self.courses = CourseSet(tx.courses.find(**_course_keys(changes, identity)), temp)
         self.tree = CategoryTree(tx.categories.all(), temp)
         loaded = self.courses.loaded_ids
@@ -93,6 +97,7 @@ class _Batch:
         self.courses.flush(self.tx.courses)
         self.sections.flush(self.tx.courses)
         self.enrols.flush(self.tx)
+        self.templates.write(self.tx)
 
 
 def _course_keys(changes: Sequence[CourseChange], identity: str) -> dict[str, Any]:
@@ -114,6 +119,7 @@ class CoursesProcessor:
         self.protect_category = protect_category
         self.default_category = default_category
         self._tz = ctx.timezone
+        self._store_dir = ctx.store_dir
 
     @property
     def schema(self) -> Schema:
@@ -140,7 +146,7 @@ class CoursesProcessor:
         changes = [p for p in parsed if isinstance(p, CourseChange)]
         if not changes:
             return [RowResult(Outcome.ERROR, str(p)) for p in parsed]
-        batch = _Batch(tx, changes, self.identity)
+        batch = _Batch(tx, changes, self.identity, self._store_dir)
         results = [
             self._apply_one(p, batch) if isinstance(p, CourseChange) else RowResult(Outcome.ERROR, str(p))
             for p in parsed
@@ -181,16 +187,14 @@ class CoursesProcessor:
     def _create(self, change: CourseChange, batch: _Batch) -> RowResult:
         _check_keys(change, None, batch.courses)
         teachers = _teachers(change, batch)
-        template = _template(change, batch.courses)
         category = change.category if change.category is not None else self.default_category
         course = CourseRecord(
             shortname=change.shortname, category_id=batch.tree.resolve(category), **change.fields
         )
+        template = batch.templates.plan(change.template, batch.courses) if change.template else None
         batch.courses.add(course)
         assert course.id is not None
-        if template is not None and template.id is not None:
-            for number, section in sorted(batch.sections.of(template.id).items()):
-                batch.sections.put(course.id, number, section.name, section.summary)
+        source = batch.templates.attach(template, course, batch.sections) if template else ""
         if 0 not in batch.sections.of(course.id):
             batch.sections.put(course.id, 0, "", "")
         for number, (name, summary) in sorted(change.topics.items()):
@@ -201,7 +205,6 @@ class CoursesProcessor:
                 batch.enrols.switch(course.id, method, True)
         for _teacher, user_id, role in teachers:
             batch.enrols.enrol(course.id, user_id, role)
-        source = f" from template {template.shortname!r}" if template is not None else ""
         return RowResult(Outcome.CREATED, f"course {course.shortname!r}{source}")
 
     def _update(self, change: CourseChange, course: CourseRecord, batch: _Batch) -> RowResult:
@@ -265,20 +268,6 @@ def _teachers(change: CourseChange, batch: _Batch) -> list[tuple[Teacher, int, i
             raise unknown("user", teacher.username, teacher.column)
         resolved.append((teacher, user.id, role_id(batch.roles, teacher.role, teacher.role_column)))
     return resolved
-
-
-def _template(change: CourseChange, courses: CourseSet) -> CourseRecord | None:
-    """The course whose sections a new course copies, or the row error naming the value."""
-    if change.template is None:
-        return None
-    course = courses.by_shortname.get(change.template)
-    if course is not None:
-        return course
-    if looks_like_archive(change.template):
-        raise RowError(
-            f"template: course archives as templates come with course_import ({change.template!r})"
-        )
-    raise unknown("course", change.template, "template")
 
 
 def _utc(moment: datetime) -> datetime:

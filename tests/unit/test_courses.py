@@ -455,18 +455,16 @@ def test_template_made_earlier_in_the_batch_is_usable(platform: FakePlatform) ->
     assert sections(platform, "C1") == {0: ("", ""), 1: ("Unit", "Text")}
 
 
-def test_unknown_or_archive_template_is_a_row_error(platform: FakePlatform) -> None:
-    """An unknown shortname fails; a path or .mbz says archives come with course_import."""
+def test_unknown_template_or_archive_without_a_store_is_a_row_error(platform: FakePlatform) -> None:
+    """An unknown shortname fails; an archive path needs the run's store/ (tests/integration covers it)."""
     results = run(platform, [
         course("C1", template="NOPE"),
         course("C2", 3, template="backups/math.mbz"),
         course("C3", 4, template="math.MBZ"),
     ])
     assert results[0].reason == "unknown course 'NOPE' (template)"
-    assert results[1].reason == (
-        "template: course archives as templates come with course_import ('backups/math.mbz')"
-    )
-    assert results[2].reason.startswith("template: course archives as templates come with course_import")
+    assert results[1].reason == "template: archives are looked up in store/, which this run does not know"
+    assert results[2].outcome is Outcome.ERROR
     assert platform.courses() == []
 
 
