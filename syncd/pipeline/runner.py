@@ -95,7 +95,7 @@ class Runner:
         ctx = RunContext(
             timezone=self._settings.tz, now=self._now,
             password_cost=self._settings.passwords.cost, dry_run=dry_run,
-            store_dir=self._store.store_dir,
+            store_dir=self._store.store_dir, cache_dir=self._store.cache_dir,
         )
         return spec.factory(merged, ctx)
 
