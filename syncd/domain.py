@@ -78,5 +78,15 @@ class RetryLater(SyncdError):
     """A transient condition (database busy, file still moving): try the file again later."""
 
 
+class PlatformRefused(SyncdError):
+    """The platform refused a change in its own words, or cannot make it at all.
+
+    Raised by a platform adapter (never by the embedded store), e.g. Moodle rejecting a
+    user it is asked to create, or a change Moodle's web services cannot make ("not
+    supported on moodle"). The runner applies the batch again in halves down to the one
+    row that causes it; that row's result is this message, the others are applied.
+    """
+
+
 class RowError(SyncdError):
     """One row cannot be applied. The message names the column and the value."""

@@ -3,6 +3,12 @@
 One batch = one platform transaction: the processor applies the rows, and the checkpoint
 (records done + each row's result) is saved before the commit. A crash loses at most the
 uncommitted batch, which is applied again, whole, on restart: no row is applied twice.
+
+A batch that raises is applied again in halves, recursively, so the rows that fail are
+found in O(log n) transactions each and every other row is applied. On a platform with no
+rollback (Moodle), a row whose change reached the platform before its batch failed is
+applied again: processors look before they write, so it is reported unchanged/updated,
+never created twice.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from syncd.csvfile import Header, Record, row_values
-from syncd.domain import Outcome, RetryLater, RowError, RowResult
+from syncd.domain import Outcome, PlatformRefused, RetryLater, RowError, RowResult
 from syncd.platform.base import Checkpoint, Platform, PlatformTx, SavedResult
 from syncd.processors.base import Processor, RecordSource, Row
 
@@ -113,20 +119,34 @@ class BatchApplier:
     def _isolate(
         self, job: Job, batch: Sequence[Record], done: int, tx: PlatformTx | None, exc: Exception
     ) -> None:
-        if tx is not None:
+        """Apply a failed batch again in halves, down to the row that fails.
+
+        That row's result is the platform's refusal (:class:`PlatformRefused`: its message)
+        or "internal error"; every other row is applied. A dry run (``tx`` given) can only
+        be split when the platform refused (it wrote nothing); any other error ends it.
+        """
+        refused = isinstance(exc, PlatformRefused)
+        if tx is not None and not refused:
             raise RetryLater(f"dry run interrupted by an internal error: {exc}") from exc
         if len(batch) > 1:
             cause = getattr(exc, "orig", None) or exc  # a DBAPIError's text holds the whole statement
             log.warning("batch_failed", error=f"{type(cause).__name__}: {str(cause)[:300]}", rows=len(batch))
-            for offset, record in enumerate(batch):
-                self._commit(job, [record], done + offset, None)
+            half = (len(batch) + 1) // 2
+            self._commit(job, batch[:half], done, tx)
+            self._commit(job, batch[half:], done + half, tx)
             return
         record = batch[0]
-        log.error("row_crashed", line=record.line, exc_info=exc)
-        result = RowResult(Outcome.ERROR, f"internal error: {type(exc).__name__}")
+        if refused:
+            result = RowResult(Outcome.ERROR, str(exc))
+        else:
+            log.error("row_crashed", line=record.line, exc_info=exc)
+            result = RowResult(Outcome.ERROR, f"internal error: {type(exc).__name__}")
         saved = SavedResult(record.index, record.line, result)
-        with self._platform.transaction() as fresh:
-            fresh.save_checkpoint(job.file_id, Checkpoint(done + 1), [saved])
+        if tx is not None:
+            tx.save_checkpoint(job.file_id, Checkpoint(done + 1), [saved])
+        else:
+            with self._platform.transaction() as fresh:
+                fresh.save_checkpoint(job.file_id, Checkpoint(done + 1), [saved])
         self._note_failure(job, saved)
 
     @staticmethod
