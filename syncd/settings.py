@@ -61,15 +61,39 @@ class DatabaseSettings:
     url: str = ""
 
 
+#: Moodle role ids of a stock site (shortname -> id); ``[platform.role_map]`` overrides
+MOODLE_ROLES: Mapping[str, int] = {
+    "manager": 1, "coursecreator": 2, "editingteacher": 3, "teacher": 4, "student": 5, "guest": 6,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
-    """The platform rows are applied to; the embedded SQL store for now."""
+    """The platform rows are applied to: the embedded SQL store, or a Moodle site.
 
-    kind: str = field(default="sql", metadata=_choices("sql"))
-    #: empty = the ledger's database (one transaction covers rows and checkpoint)
+    ``kind = "sql"``: ``url`` is the store's database (empty = the ledger's), ``roles``
+    extra role shortnames. ``kind = "moodle"``: ``url`` is the site's address
+    (``https://moodle.example.edu``), ``token_file`` a file of mode 0600 holding the web
+    service token; checkpoints (and blobs) stay local, in the ledger's database.
+    """
+
+    kind: str = field(default="sql", metadata=_choices("sql", "moodle"))
+    #: sql: empty = the ledger's database (one transaction covers rows and checkpoint);
+    #: moodle: the site's base URL
     url: str = ""
     #: role shortnames seeded besides manager, editingteacher, teacher, student, guest
     roles: tuple[str, ...] = ()
+    token_file: str = ""
+    timeout: float = field(default=30.0, metadata=_min(0.1))
+    #: items per web-service call (look-ups, creates, updates)
+    batch_size: int = field(default=100, metadata={"min": 1, "max": 1000})
+    verify_tls: bool = True
+    #: web-service requests sent at once
+    max_in_flight: int = field(default=4, metadata={"min": 1, "max": 32})
+    #: attempts after a transport error (connection, timeout, 5xx), with backoff
+    retries: int = field(default=3, metadata={"min": 0, "max": 10})
+    #: role shortname -> Moodle role id (``[platform.role_map]``; merged over a stock site's)
+    role_map: Mapping[str, int] = field(default_factory=lambda: dict(MOODLE_ROLES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +216,12 @@ class Settings:
 
     @property
     def platform_url(self) -> str:
-        """The embedded platform store URL, defaulting to the ledger's."""
+        """The embedded platform store URL, defaulting to the ledger's.
+
+        On Moodle, the local part (checkpoints, blobs' index) lives in the ledger's database.
+        """
+        if self.platform.kind == "moodle":
+            return self.database_url
         return self.platform.url or self.database_url
 
     @property
@@ -292,6 +321,12 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
         table = raw.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{name}: must be a table")
+        if name == "platform":
+            table = dict(table)
+            role_map = _role_map(table.pop("role_map", {}))
+            kwargs[name] = dataclasses.replace(section(name, cls, table), role_map=role_map)
+            _check_platform(kwargs[name])
+            continue
         kwargs[name] = section(name, cls, table)
     data = raw.get("data_dir")
     kwargs["data_dir"] = convert("data_dir", data, Path) if data is not None else default_data_dir()
@@ -311,6 +346,27 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     for key, name in zones.items():
         zone(name, key)
     return settings
+
+
+def _role_map(raw: Any) -> dict[str, int]:
+    """``[platform.role_map]`` (shortname = id) merged over a stock Moodle's role ids."""
+    if not isinstance(raw, dict):
+        raise ConfigError("platform.role_map: must be a table of role shortname = Moodle role id")
+    roles = dict(MOODLE_ROLES)
+    for name, value in raw.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"platform.role_map.{name}: must be a Moodle role id >= 1 (got {value!r})")
+        roles[name] = value
+    return roles
+
+
+def _check_platform(platform: PlatformSettings) -> None:
+    if platform.kind != "moodle":
+        return
+    if not platform.url.startswith(("https://", "http://")):
+        raise ConfigError(f"platform.url: must be the Moodle site's http(s) address (got {platform.url!r})")
+    if not platform.token_file:
+        raise ConfigError("platform.token_file: required with kind = \"moodle\" (a file of mode 0600)")
 
 
 def zone(name: str, key: str) -> ZoneInfo:

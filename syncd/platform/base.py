@@ -59,6 +59,9 @@ class UserRecord:
     deleted: bool = False
     profile: dict[str, str] = field(default_factory=dict)
     id: int | None = None
+    #: the row's plain password, set beside ``password_hash`` for a platform that hashes
+    #: passwords itself (Moodle); the SQL store never stores it; kept out of reprs
+    password: str | None = field(default=None, repr=False, compare=False)
 
 
 class UserRepository(Protocol):

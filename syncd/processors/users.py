@@ -242,6 +242,7 @@ class UsersProcessor:
             user.password_to_generate = user.must_change_password = True
         elif not change.nopass:
             user.password_hash = passwords.hash(index, change.password)
+            user.password = change.password
         users.add(user)
         return RowResult(Outcome.CREATED, f"user {user.username!r}")
 
@@ -277,7 +278,8 @@ class UsersProcessor:
     def _password_values(
         index: int, change: UserChange, user: UserRecord, passwords: _Passwords
     ) -> dict[str, Any]:
-        """The password columns that change (empty: keep), never the plain value."""
+        """The password columns that change (empty: keep). The plain value goes only to
+        ``UserRecord.password`` (a transient field for platforms that hash themselves)."""
         if change.password is None:
             return {}
         if change.nopass:
@@ -291,6 +293,7 @@ class UsersProcessor:
             return {}
         return {
             "password_hash": passwords.hash(index, change.password),
+            "password": change.password,
             "password_to_generate": False,
             "must_change_password": False,
         }
