@@ -141,3 +141,30 @@ def test_bad_jobs_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), env={})
     assert message in str(info.value)
+
+
+def test_moodle_platform_settings_and_role_map(tmp_path: Path) -> None:
+    """kind = moodle reads url, token_file and the options; role_map is merged over a stock site's ids."""
+    path = write(tmp_path, '[platform]\nkind = "moodle"\nurl = "https://lms.example.edu"\n'
+                           'token_file = "/etc/syncd/moodle.token"\nbatch_size = 50\nmax_in_flight = 2\n'
+                           '[platform.role_map]\nstudent = 11\ntutor = 12\n')
+    settings = load_settings(path, env={})
+    p = settings.platform
+    assert (p.kind, p.url, p.token_file, p.batch_size, p.max_in_flight, p.verify_tls) == (
+        "moodle", "https://lms.example.edu", "/etc/syncd/moodle.token", 50, 2, True)
+    assert p.role_map == {"manager": 1, "coursecreator": 2, "editingteacher": 3, "teacher": 4,
+                          "student": 11, "guest": 6, "tutor": 12}
+    assert settings.platform_url == settings.database_url  # checkpoints stay local
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[platform]\nkind = "moodle"\ntoken_file = "/t"\n', "platform.url: must be the Moodle site's http(s)"),
+    ('[platform]\nkind = "moodle"\nurl = "https://x"\n', "platform.token_file: required"),
+    ('[platform]\nkind = "moodle"\nurl = "https://x"\ntoken_file = "/t"\n[platform.role_map]\nstudent = "5"\n',
+     "platform.role_map.student: must be a Moodle role id"),
+    ('[platform]\nkind = "canvas"\n', "platform.kind: must be one of"),
+])
+def test_bad_moodle_settings_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    """A Moodle platform without url or token file, or a bad role id, is refused naming the key."""
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(write(tmp_path, text), env={})
