@@ -161,7 +161,8 @@ def test_moodle_platform_settings_and_role_map(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ('[platform]\nkind = "moodle"\ntoken_file = "/t"\n', "platform.url: must be the Moodle site's"),
     ('[platform]\nkind = "moodle"\nurl = "https://x"\n', "platform.token_file: required"),
-    ('[platform]\nkind = "moodle"\nurl = "https://x"\ntoken_file = "/t"\n[platform.role_map]\nstudent = "5"\n',
+    ('[platform]\nkind = "moodle"\nurl = "https://x"\ntoken_file = "/t"\n'
+     '[platform.role_map]\nstudent = "5"\n',
      "platform.role_map.student: must be a Moodle role id"),
     ('[platform]\nkind = "canvas"\n', "platform.kind: must be one of"),
 ])
