@@ -58,9 +58,13 @@ from syncd.platform.sqlstore.schema import (
 #: Saved results read per query when streaming them back.
 RESULT_PAGE = 5000
 
-#: UserRecord fields stored as columns of ``users`` (``id`` and ``profile`` are not).
+#: UserRecord fields stored as columns of ``users``. Not stored: ``id`` (its own
+#: column), ``profile`` (a table of its own) and ``password`` (the plain password
+#: passed through for platforms that hash themselves; this store keeps the hash).
 USER_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(UserRecord) if f.name not in ("id", "profile")
+    f.name
+    for f in dataclasses.fields(UserRecord)
+    if f.name not in ("id", "profile", "password")
 )
 _USER_COLUMNS = [users.c.id, *(users.c[name] for name in USER_FIELDS)]
 
