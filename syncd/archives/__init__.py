@@ -1,4 +1,4 @@
-"""Course archives, reading side: safe archive access and one reader per format.
+"""Course archives: safe archive access, one reader per format, and the writers of backups.
 
 Modules and their public surface (each module's docstring documents it in full):
 
@@ -17,7 +17,11 @@ Modules and their public surface (each module's docstring documents it in full):
   "chamilo" | "bitrix" | "syncd"`` by content.
 - readers ``read_<fmt>(archive, where) -> CourseArchive``: :mod:`.mbz` (``read_mbz``),
   :mod:`.scorm` (``read_scorm12``), :mod:`.imscc` (``read_imscc``), :mod:`.chamilo`
-  (``read_chamilo``), :mod:`.bitrix` (``read_bitrix``).
+  (``read_chamilo``), :mod:`.bitrix` (``read_bitrix``), :mod:`.native` (``read_syncd``,
+  syncd's own lossless backup: ``syncd-course.json`` + ``files/``).
+- writers: :mod:`.native` (``write_native``), :mod:`.scorm_writer` (``write_scorm12``),
+  :mod:`.backupzip` (``BackupZip``: a zip written to a temp name, renamed when complete;
+  ``check_importable``), used by the course_backup processor.
 - :mod:`syncd.archives.readers` — ``READERS``, ``read_course(archive, where)`` (detect +
   read), ``open_document`` / ``copy_document`` (member-backed or generated documents),
   ``in_archive_order`` (the order to copy documents in: tar streams read forward once).

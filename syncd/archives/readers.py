@@ -8,9 +8,11 @@ Public surface::
     copy_document(archive: Archive, doc: ArchiveDocument, dest: Path) -> str   (sha256)
     in_archive_order(archive, documents) -> list[ArchiveDocument]
 
-``READERS`` has no entry for ``"syncd"`` (the native format): the backup side provides
-that reader; until it is registered, :func:`read_course` refuses such an archive with
-an ArchiveError that says so. ``open_document`` / ``copy_document`` read a member-backed
+``READERS`` has one reader per format :func:`~syncd.archives.detect.detect` tells apart,
+``"syncd"`` included (the native backup course_backup writes, read by
+:func:`syncd.archives.native.read_syncd`), so course_import re-imports syncd's own
+backups; a format without a reader would be refused by :func:`read_course` with an
+ArchiveError that says so. ``open_document`` / ``copy_document`` read a member-backed
 document through the archive's bounded stream and a generated one (``member == ""``)
 from its ``content``; ``copy_document`` writes like :meth:`Archive.copy_to` (0600,
 hidden temp + rename) and returns the sha256.
@@ -33,6 +35,7 @@ from syncd.archives.detect import detect
 from syncd.archives.imscc import read_imscc
 from syncd.archives.mbz import read_mbz
 from syncd.archives.model import ArchiveDocument, ArchiveFormat, CourseArchive
+from syncd.archives.native import read_syncd
 from syncd.archives.scorm import read_scorm12
 
 Reader = Callable[[Archive, str], CourseArchive]
@@ -43,6 +46,7 @@ READERS: Mapping[ArchiveFormat, Reader] = {
     "imscc": read_imscc,
     "chamilo": read_chamilo,
     "bitrix": read_bitrix,
+    "syncd": read_syncd,
 }
 
 

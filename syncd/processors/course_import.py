@@ -9,8 +9,9 @@ item a row of the report:
 1. ``course`` — created, or updated when a course of that shortname exists (fullname,
    summary, format, lang, dates, visibility; idnumber if no other course has it; the
    category of an existing course is kept). The shortname comes from the archive unless
-   the route gives ``shortname``; a new course goes into ``category`` (a path, default
-   ``Miscellaneous``) and gets the manual enrolment method, as the courses processor does.
+   the route gives ``shortname``; a new course goes into the route's ``category`` (a
+   path), else the category path the archive gives (syncd's own backups do), else
+   ``Miscellaneous``, and gets the manual enrolment method, as the courses processor does.
 2. one ``section`` per section, 3. one ``document`` per file, 4. ``activities``,
 5. ``path`` (the learning path), 6. ``prune`` (documents of an earlier import that the
    archive no longer has), 7. one ``skipped`` row per thing syncd does not model
@@ -51,6 +52,9 @@ def course_values(course: CourseArchive) -> dict[str, Any]:
         values["lang"] = fields["lang"]
     if fields.get("visible") in ("0", "1"):
         values["visible"] = fields["visible"] == "1"
+    for name in ("groupmode", "maxbytes"):
+        if fields.get(name, "").isdigit():
+            values[name] = int(fields[name])
     for name in ("startdate", "enddate"):
         if fields.get(name):
             with contextlib.suppress(ValueError):  # a date the reader could not make sense of
@@ -61,7 +65,7 @@ def course_values(course: CourseArchive) -> dict[str, Any]:
 class CourseImportProcessor:
     """Applies the items of one course archive."""
 
-    def __init__(self, shortname: str | None, category: tuple[str, ...], limits: Limits) -> None:
+    def __init__(self, shortname: str | None, category: tuple[str, ...] | None, limits: Limits) -> None:
         self.shortname = shortname
         self.category = category
         self.limits = limits
@@ -77,7 +81,7 @@ class CourseImportProcessor:
     def describe(self) -> str:
         """The options in force."""
         name = f"shortname={self.shortname} " if self.shortname else ""
-        return f"{name}category={'/'.join(self.category)}"
+        return f"{name}category={'/'.join(self.category) if self.category else '(from the archive)'}"
 
     def source(self, path: Path) -> ItemSource:
         """The archive at ``path`` as items (read and checked whole when listed)."""
@@ -163,8 +167,9 @@ class CourseImportProcessor:
         raise RowError(f"unknown item {kind!r}")
 
 
-def put_course(tx: PlatformTx, course: CourseArchive, category: tuple[str, ...]) -> RowResult:
-    """Create the archive's course, or update the one with its shortname."""
+def put_course(tx: PlatformTx, course: CourseArchive, category: tuple[str, ...] | None) -> RowResult:
+    """Create the archive's course, or update the one with its shortname. A new course goes
+    into ``category``; None means the archive's own category path, else the default."""
     values = course_values(course)
     idnumber = course.fields.get("idnumber") or None
     found = tx.courses.find(shortnames=[course.shortname], idnumbers=[idnumber] if idnumber else [])
@@ -178,7 +183,7 @@ def put_course(tx: PlatformTx, course: CourseArchive, category: tuple[str, ...])
     if mine is None:
         temp = TempIds()
         tree = CategoryTree(tx.categories.all(), temp)
-        category_id = tree.resolve(category)
+        category_id = tree.resolve(category or archive_category(course))
         tree.flush(tx)
         record = CourseRecord(shortname=course.shortname, category_id=temp.real(category_id), **values)
         tx.courses.add([record])
@@ -195,8 +200,16 @@ def put_course(tx: PlatformTx, course: CourseArchive, category: tuple[str, ...])
     return RowResult(Outcome.UPDATED, f"{label}: {', '.join(changed)}{note}")
 
 
-def _category(options: Mapping[str, Any]) -> tuple[str, ...]:
-    value = options.get("category", "/".join(DEFAULT_CATEGORY))
+def archive_category(course: CourseArchive) -> tuple[str, ...]:
+    """The category path the archive names ("Top/Sub"), or the default one."""
+    names = tuple(n for n in course.fields.get("category", "").split("/") if n.strip())
+    return names or DEFAULT_CATEGORY
+
+
+def _category(options: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if "category" not in options:
+        return None
+    value = options["category"]
     names = tuple(p.strip() for p in value.split("/")) if isinstance(value, str) else ()
     if not names or any(not n for n in names):
         raise ConfigError(f"course_import: option category must be a path like 'A/B' (got {value!r})")

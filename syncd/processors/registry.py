@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from syncd.processors import (
     cohort_courses,
     cohorts,
+    course_backup,
     course_check,
     course_delete,
     course_import,
@@ -15,6 +16,7 @@ from syncd.processors import (
     enrolments,
     group_members,
     groups,
+    user_pictures,
     users,
 )
 from syncd.processors.base import ProcessorSpec
@@ -30,6 +32,8 @@ REGISTRY: Mapping[str, ProcessorSpec] = {
         enrolments.SPEC,
         group_members.SPEC,
         cohort_courses.SPEC,
+        user_pictures.SPEC,
+        course_backup.SPEC,
         course_check.SPEC,
         course_reset.SPEC,
         course_delete.SPEC,

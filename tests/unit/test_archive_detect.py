@@ -41,16 +41,17 @@ def test_each_format_is_detected_whatever_its_name(tmp_path: Path, fmt: str) -> 
     with open_archive(path, Limits()) as archive:
         assert detect(archive) == fmt
         course = read_course(archive, "upload.bin")
-    assert course.format == fmt and set(READERS) == set(BUILDERS)
+    assert course.format == fmt and set(READERS) == set(BUILDERS) | {"syncd"}
     assert course.documents and all(member_name(doc.path) == doc.path for doc in course.documents)
 
 
-def test_native_backup_is_detected_but_has_no_reader_yet(tmp_path: Path) -> None:
-    """syncd-course.json is the native format; read_course says its reader is missing."""
+def test_native_backup_is_detected_and_a_bad_manifest_is_named(tmp_path: Path) -> None:
+    """syncd-course.json is the native format (its round trip: test_archive_native); a
+    manifest without its fields is refused with the member and the missing key."""
     path = write_zip(tmp_path / "backup.zip", {"syncd-course.json": b"{}"})
     with open_archive(path, Limits()) as archive:
         assert detect(archive) == "syncd"
-        with pytest.raises(ArchiveError, match="syncd archives have no reader yet"):
+        with pytest.raises(ArchiveError, match=r"syncd-course.json: \(top\).syncd_course: missing"):
             read_course(archive, "backup.zip")
 
 
