@@ -46,6 +46,11 @@ class TempIds:
         """The real id of ``some_id`` (itself when it is real already)."""
         return self._real.get(some_id, some_id) if some_id < 0 else some_id
 
+    def written(self, some_id: int) -> bool:
+        """Whether ``some_id`` is real or a temporary id that was written (its id may still be
+        negative: a platform's dry run pretends with negative ids)."""
+        return some_id > 0 or some_id in self._real
+
 
 class CategoryTree:
     """Every category (read once per batch), plus the ones rows create, by id and by path."""
@@ -89,7 +94,8 @@ class CategoryTree:
         """Add the new categories, one call per level: a level's parents have ids by then."""
         pending = list(self._new)
         while pending:
-            level = [(t, c) for t, c in pending if c.parent_id is None or self._temp.real(c.parent_id) > 0]
+            level = [(t, c) for t, c in pending if c.parent_id is None or self._temp.written(c.parent_id)]
+            assert level, "every pending category's parent is pending or written"
             for _temp_id, category in level:
                 if category.parent_id is not None:
                     category.parent_id = self._temp.real(category.parent_id)
