@@ -1,0 +1,193 @@
+"""The users, courses and course_delete processors applied as the runner does (BatchApplier: a
+failed batch split down to the refused row) through MoodleUsers, MoodleCategories, MoodleCourses
+and MoodleContent over an in-memory Moodle with the recorded semantics (tests/unit/moodle_coresite):
+Moodle's refusals become those rows' lines while the other rows are applied; call budgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.moodle_coresite import CorePlatform, CoreSite
+from tests.unit.moodle_miniplatform import by_outcome, outcomes, run
+
+USERS = "username,firstname,lastname,email,idnumber,password,city,suspended,deleted\n"
+
+
+MIXED = ("anna,Anna,A,anna@univ.fr,E2,Secret-2026!,Dijon,,\n"
+         "bob,Bob,B,ZOE@UNIV.FR,E3,Secret-2026!,,,\n"
+         "weak,Weak,W,weak@univ.fr,E4,abcdefgh,,,\n"
+         "zoe,Zoé,Z,zoe@univ.fr,E1,,Dijon,,\n"
+         "carl,Carl,C,carl@univ.fr,E5,,,1,\n"
+         "eve,Eve,E,eve@univ.fr,E9,,,,1\n")
+
+
+def mixed_site() -> CoreSite:
+    """zoe (to update) and eve (to delete) exist."""
+    site = CoreSite()
+    site.add_user("zoe", email="zoe@univ.fr", idnumber="E1", city="Besançon")
+    site.add_user("eve", email="eve@univ.fr", idnumber="E9")
+    return site
+
+
+def test_users_rows_are_applied_or_refused_one_by_one(tmp_path: Path) -> None:
+    """A duplicate email in another case and a weak password are refused by Moodle: those rows carry
+    Moodle's message (never the password); every other row is created, updated, suspended or deleted."""
+    site = mixed_site()
+    lines = outcomes(run(CorePlatform(site), "users", USERS + MIXED, tmp_path))
+    assert lines[0] == "created: user 'anna'"
+    assert lines[1] == ("error: moodle: Invalid parameter value detected (core_user_create_users): "
+                        "user 'bob'")
+    assert lines[2].startswith("error: moodle: Passwords must have at least 1 digit(s).")
+    assert "'weak'" in lines[2] and "abcdefgh" not in lines[2]
+    assert lines[4] == "created: user 'carl'"
+    assert site.user("bob") is None and site.user("weak") is None and site.user("eve") is None
+    anna, zoe, carl = site.user("anna"), site.user("zoe"), site.user("carl")
+    assert anna is not None
+    assert (anna["city"], anna["idnumber"], anna["password"]) == ("Dijon", "E2", "Secret-2026!")
+    assert zoe is not None and (zoe["city"], zoe["firstname"]) == ("Dijon", "Zoé")
+    assert carl is not None and carl["suspended"] == 1 and "password" not in carl  # createpassword
+
+
+@pytest.mark.xfail(strict=True, reason="Moodle has no rollback: the update of zoe and the delete of eve "
+                   "were committed in the batch attempt Moodle refused (create_users), so the retried "
+                   "halves read them back as done ('unchanged', 'skipped: no such user to delete'). "
+                   "Exact lines need the adapter to remember a refused attempt's committed writes "
+                   "(README Moodle, 'Known limits')")
+def test_rows_committed_in_a_refused_attempt_keep_their_outcome(tmp_path: Path) -> None:
+    """zoe's row says updated and eve's row deleted, although their batch was retried in halves."""
+    lines = outcomes(run(CorePlatform(mixed_site()), "users", USERS + MIXED, tmp_path))
+    assert (lines[3], lines[5]) == ("updated: user 'zoe': firstname, lastname, city", "deleted: user 'eve'")
+
+
+def test_a_thousand_new_users_cost_at_most_thirty_calls(tmp_path: Path) -> None:
+    """1,000 new users with idnumbers (batch_size 100, one runner batch): 10 username and 10 idnumber
+    look-ups and 10 creates; the same file again costs the 10 username look-ups only."""
+    site = CoreSite()
+    platform = CorePlatform(site, batch_size=100)
+    rows = "".join(f"u{n:04d},First,Last{n},u{n:04d}@univ.fr,ID{n:04d},,,,\n" for n in range(1000))
+    results = run(platform, "users", USERS + rows, tmp_path, rows_per_batch=2000)
+    assert by_outcome(results) == {"created": 1000}
+    assert len(site.client.calls) == 30
+    assert site.count("core_user_create_users") == 10
+    site.client.calls.clear()
+    again = run(platform, "users", USERS + rows, tmp_path, rows_per_batch=2000)
+    assert by_outcome(again) == {"unchanged": 1000}
+    assert [name for name, _ in site.client.calls] == ["core_user_get_users_by_field"] * 10
+
+
+def test_passwords_are_sent_once_per_process(tmp_path: Path) -> None:
+    """Moodle never shows a password: the first file sets it, the same file again finds the hash syncd
+    remembered (unchanged); a new password is sent."""
+    site = CoreSite()
+    platform = CorePlatform(site)
+    site.add_user("zoe", email="zoe@univ.fr")
+    csv = "username,firstname,lastname,email,password\nzoe,Test,zoe,zoe@univ.fr,Secret-2026!\n"
+    assert outcomes(run(platform, "users", csv, tmp_path)) == ["updated: user 'zoe': password"]
+    assert outcomes(run(platform, "users", csv, tmp_path)) == ["unchanged: user 'zoe'"]
+    changed = csv.replace("Secret-2026!", "Other-2027!")
+    assert outcomes(run(platform, "users", changed, tmp_path)) == ["updated: user 'zoe': password"]
+    assert site.count("core_user_update_users") == 2
+    assert site.user("zoe")["password"] == "Other-2027!"  # type: ignore[index]
+
+
+def test_key_swaps_go_through_valid_placeholder_usernames(tmp_path: Path) -> None:
+    """a -> c, then b -> a in one batch: the processor moves 'a' aside first; its placeholder is sent
+    as a username Moodle accepts, and both renames are applied."""
+    site = CoreSite()
+    a, b = site.add_user("a"), site.add_user("b")
+    csv = "username,oldusername,firstname,lastname\nc,a,Test,a\na,b,Test,b\n"
+    results = run(CorePlatform(site), "users", csv, tmp_path)
+    assert [r.outcome.value for r in results] == ["updated", "updated"]
+    assert (site.users[a]["username"], site.users[b]["username"]) == ("c", "a")
+    sent = [u["username"] for p in site.client.sent("core_user_update_users") for u in p["users"]]
+    assert sent[0] == f"syncd.vacating.{a}"
+
+
+def test_a_deleted_user_is_gone_and_a_dry_run_writes_nothing(tmp_path: Path) -> None:
+    """After a deletion Moodle scrambles the keys: the same row finds no user to delete. A dry run
+    reports the rows and only reads."""
+    site = CoreSite()
+    platform = CorePlatform(site)
+    site.add_user("eve")
+    csv = "username,firstname,lastname,deleted\neve,Eve,E,1\n"
+    assert outcomes(run(platform, "users", csv, tmp_path)) == ["deleted: user 'eve'"]
+    assert outcomes(run(platform, "users", csv, tmp_path)) == ["skipped: no such user to delete"]
+    site.client.calls.clear()
+    dry = run(platform, "users", USERS + "new,N,N,new@univ.fr,,,,,\n", tmp_path, dry_run=True)
+    assert outcomes(dry) == ["created: user 'new'"]
+    assert {name for name, _ in site.client.calls} == {"core_user_get_users_by_field"}
+
+
+def test_courses_rows_create_categories_and_isolate_a_refusal(tmp_path: Path) -> None:
+    """Missing category levels are created parents first (one call per level); Moodle refuses a
+    course whose language is not installed (the whole create): that row carries Moodle's message,
+    the others are created with their manual enrolment method."""
+    site = CoreSite()
+    csv = ("shortname,fullname,idnumber,category,lang\n"
+           "M101,Maths & stats,M101,Sciences/Maths,\n"
+           "X1,Bad language,X1,Sciences/Maths,xx\n"
+           "P201,Physique,P201,Sciences/Physique,en\n")
+    lines = outcomes(run(CorePlatform(site), "courses", csv, tmp_path))
+    assert lines[0] == "created: course 'M101'" and lines[2] == "created: course 'P201'"
+    assert lines[1] == ("error: moodle: Invalid parameter value detected (core_course_create_courses): "
+                        "course 'X1'")
+    m101, p201 = site.course("M101"), site.course("P201")
+    assert m101 is not None and p201 is not None and site.course("X1") is None
+    assert m101["fullname"] == "Maths & stats"
+    names = {c["id"]: (c["name"], c["parent"]) for c in site.categories.values()}
+    sciences = next(i for i, (name, _) in names.items() if name == "Sciences")
+    assert names[m101["categoryid"]] == ("Maths", sciences)
+    assert names[p201["categoryid"]] == ("Physique", sciences)
+    assert [name for name, _ in names.values()].count("Sciences") == 1
+
+
+def test_course_updates_and_the_key_cache(tmp_path: Path) -> None:
+    """With update on, changed fields go through update_courses; the same file again is unchanged
+    and reads the course by id (one call) instead of by shortname; categories are read once."""
+    site = CoreSite()
+    platform = CorePlatform(site)
+    other = 1
+    site.add_course("M101", fullname="Old")
+    csv = f"shortname,fullname,category,startdate\nM101,New & improved,{other},2026-09-01\n"
+    assert outcomes(run(platform, "courses", csv, tmp_path, update=True)) == [
+        "updated: course 'M101': fullname, startdate"]
+    course = site.course("M101")
+    assert course is not None and course["fullname"] == "New & improved" and course["startdate"] > 0
+    site.client.calls.clear()
+    assert outcomes(run(platform, "courses", csv, tmp_path, update=True)) == ["unchanged: course 'M101'"]
+    gets = site.client.sent("core_course_get_courses_by_field")
+    assert [g["field"] for g in gets] == ["ids"]
+    assert site.count("core_course_get_categories") == 0
+
+
+def test_topics_and_templates_are_not_supported(tmp_path: Path) -> None:
+    """A topic the course does not have and a template's content are 'not supported on moodle'
+    lines (the course is created first: the port offers no earlier refusal)."""
+    site = CoreSite()
+    platform = CorePlatform(site)
+    site.add_course("TPL", sections=1)
+    csv = "shortname,fullname,topic1\nT1,T,Introduction|Hello\n"
+    (line,) = outcomes(run(platform, "courses", csv, tmp_path))
+    assert line.startswith(
+        "error: not supported on moodle: writing course sections (section 1 'Introduction'")
+    (line,) = outcomes(run(platform, "courses", "shortname,fullname,template\nT2,T,TPL\n", tmp_path))
+    assert line.startswith("error: not supported on moodle:")
+    assert site.course("T1") is not None and site.course("T2") is not None
+
+
+def test_course_delete_and_a_courses_dry_run(tmp_path: Path) -> None:
+    """course_delete deletes through core_course_delete_courses; a dry run of a courses file with a
+    new category only reads."""
+    site = CoreSite()
+    platform = CorePlatform(site)
+    site.add_course("GONE")
+    assert outcomes(run(platform, "course_delete", "shortname\nGONE\n", tmp_path))[0].startswith("deleted")
+    assert site.course("GONE") is None
+    site.client.calls.clear()
+    dry = run(platform, "courses", "shortname,fullname,category\nD1,Dry,New/Cat\n", tmp_path, dry_run=True)
+    assert outcomes(dry) == ["created: course 'D1'"]
+    assert {name for name, _ in site.client.calls} <= {"core_course_get_courses_by_field",
+                                                        "core_course_get_categories"}
+    assert site.course("D1") is None and len(site.categories) == 1
