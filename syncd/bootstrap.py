@@ -1,12 +1,21 @@
-"""The composition root: the only place that builds engines, adapters and processors."""
+"""The composition root: the only place that builds engines, adapters and processors.
+
+The platform is the embedded SQL store (``[platform] kind = "sql"``) or a Moodle site
+(``kind = "moodle"``): then the token file is read (mode 0600 checked) when the app is
+built, and the local part of the platform (checkpoints, saved results, blobs) is a SQL
+store on the ledger's database. The Moodle modules are imported only for a Moodle site.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
@@ -19,6 +28,7 @@ from syncd.intake.watcher import IntakeOptions, ignore_reason
 from syncd.jobs import Cleanup, PreselectedFile
 from syncd.pipeline.routes import Route, Router
 from syncd.pipeline.runner import RUNNER_OPTIONS, Runner, csv_options
+from syncd.platform.base import Platform
 from syncd.platform.sqlstore import SqlPlatform, create_schema
 from syncd.processors.base import ProcessorSpec, RunContext
 from syncd.processors.registry import REGISTRY
@@ -43,7 +53,7 @@ class App:
     settings: Settings
     store: FileStore
     ledger: Ledger
-    platform: SqlPlatform
+    platform: Platform
     runner: Runner
     router: Router
     clock: Callable[[], datetime] = utc_now
@@ -52,7 +62,8 @@ class App:
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release the platform (a Moodle site's HTTP connections) and database connections."""
+        self.platform.close()
         for engine in self.engines:
             engine.dispose()
 
@@ -176,16 +187,81 @@ def build_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) ->
     if settings.platform_url != settings.database_url:
         platform_engine = make_engine(settings.platform_url)
         engines.append(platform_engine)
-    ledger = Ledger(ledger_engine, clock)
-    ledger.create_schema()
-    create_schema(platform_engine, extra_roles=settings.platform.roles)
-    platform = SqlPlatform(platform_engine, settings.data_dir / "files")  # document and picture blobs
+    try:
+        ledger = Ledger(ledger_engine, clock)
+        ledger.create_schema()
+        platform = build_platform(settings, platform_engine)
+    except BaseException:
+        for engine in engines:
+            engine.dispose()
+        raise
     heartbeat = Heartbeat()
     runner = Runner(
         ledger=ledger, platform=platform, store=store, registry=REGISTRY,
         settings=settings, clock=clock, heartbeat=heartbeat,
     )
     return App(settings, store, ledger, platform, runner, router, clock, engines, heartbeat)
+
+
+def build_platform(settings: Settings, engine: Engine) -> Platform:
+    """The platform rows are applied to; ``engine`` holds the SQL store (for Moodle: only
+    its local part). A Moodle token file that is missing, readable by others or not one
+    word is a ConfigError."""
+    create_schema(engine, extra_roles=settings.platform.roles if settings.platform.kind == "sql" else ())
+    local = SqlPlatform(engine, settings.data_dir / "files")  # document and picture blobs
+    if settings.platform.kind != "moodle":
+        return local
+    from syncd.platform.moodle.adapter import connect  # not loaded for the SQL store
+
+    p = settings.platform
+    return connect(p.url, Path(p.token_file), local, timeout=p.timeout, verify_tls=p.verify_tls,
+                   retries=p.retries, max_in_flight=p.max_in_flight, batch_size=p.batch_size,
+                   role_map=p.role_map)
+
+
+#: the site-info function check-config calls (needed too)
+SITE_INFO = "core_webservice_get_site_info"
+_FUNCTION = re.compile(r"""["']((?:core|enrol|tool|mod|local|block)_[a-z0-9]+(?:_[a-z0-9]+)+)["']""")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCheck:
+    """What ``check-config`` learns from a Moodle site."""
+
+    sitename: str
+    release: str
+    version: str
+    #: functions the adapter calls that the token's service does not offer
+    missing: tuple[str, ...]
+
+
+def moodle_functions() -> frozenset[str]:
+    """Every web-service function the Moodle adapter names, read from its own source, so
+    the list cannot fall behind the code."""
+    package = resources.files("syncd.platform.moodle")
+    names = {SITE_INFO}
+    for entry in package.iterdir():
+        if entry.name.endswith(".py"):
+            names.update(_FUNCTION.findall(entry.read_text(encoding="utf-8")))
+    return frozenset(names)
+
+
+def check_moodle_site(settings: Settings) -> SiteCheck:
+    """Read the token file (mode checked), call core_webservice_get_site_info and compare its
+    functions with :func:`moodle_functions`. Errors are SyncdErrors without the token."""
+    from syncd.platform.moodle.client import MoodleClient, load_token
+
+    p = settings.platform
+    token = load_token(Path(p.token_file))
+    with MoodleClient(p.url, token, timeout=p.timeout, verify_tls=p.verify_tls, retries=p.retries,
+                      max_in_flight=1) as client:
+        info: Any = client.call(SITE_INFO)
+    if not isinstance(info, dict):
+        info = {}
+    offered = {str(f.get("name")) for f in info.get("functions") or () if isinstance(f, dict)}
+    text = {key: str(info.get(key, "")) for key in ("sitename", "release", "version")}
+    missing = tuple(sorted(moodle_functions() - offered))
+    return SiteCheck(text["sitename"], text["release"], text["version"], missing)
 
 
 def ledger_results(ledger: Ledger) -> ResultsLookup:

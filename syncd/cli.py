@@ -3,6 +3,8 @@
 Errors a user can fix (bad config, bad path, bad input) are one line on stderr,
 ``syncd: <what>``, and exit code 2. ``process`` exits 0 when every row applied, 1 when
 some rows failed (see the report), 2 when the file could not be processed at all.
+``check-config`` with a Moodle platform also reads the token file and asks the site who it
+is: exit 1 when the token's service lacks functions syncd calls (they are listed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from syncd.bootstrap import App, build_app, build_pull_jobs, build_router, build_scheduler, job_triggers
+from syncd.bootstrap import (
+    App,
+    build_app,
+    build_pull_jobs,
+    build_router,
+    build_scheduler,
+    check_moodle_site,
+    job_triggers,
+)
 from syncd.domain import ConfigError, FileState, SyncdError
 from syncd.intake.arrivals import sha256_of
 from syncd.intake.ledger import process_owner
@@ -88,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             job_triggers(settings)
             build_pull_jobs(settings, settings.data_dir / "sync", threading.Event())  # keys, known_hosts
             print(f"config ok: {settings.config_path or '(defaults)'}; data_dir {settings.data_dir}")
-            return 0
+            return _check_moodle(settings) if settings.platform.kind == "moodle" else 0
         # The daemon logs on stdout (journald); one-shot commands keep stdout for their answer.
         stream = None if args.command == "run" else sys.stderr
         configure_logging(settings.log.level, settings.log.format, stream=stream)
@@ -116,6 +126,18 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     app = build_app(settings)
     return Service(app, lambda: load_settings(args.config, data_dir=args.data)).run()
+
+
+def _check_moodle(settings: Settings) -> int:
+    """The site's name and version; 1 when the token's service lacks functions syncd calls."""
+    site = check_moodle_site(settings)
+    print(f"moodle ok: {site.sitename!r} at {settings.platform.url} (Moodle {site.release}, "
+          f"version {site.version})")
+    if site.missing:
+        print(f"missing from the token's service ({len(site.missing)}), rows needing them will fail: "
+              + ", ".join(site.missing))
+        return 1
+    return 0
 
 
 def _hash_password(args: argparse.Namespace) -> int:
