@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from syncd.platform.base import Checkpoint, SavedResult, UserRecord
+from syncd.platform.content import copy_by_parts
 from syncd.platform.model import (
     CategoryRecord,
     CohortRecord,
@@ -193,6 +194,10 @@ class FakeTx(ContentTx):
         saved = self._state.results.get(file_id, {})
         for record in sorted(saved):
             yield saved[record]
+
+    def copy_course(self, source_id: int, target_id: int) -> None:
+        """A template's content, part by part."""
+        copy_by_parts(self._courses, self.content, source_id, target_id)
 
     def clear_checkpoint(self, file_id: int) -> None:
         """Forget checkpoint and results of this file."""

@@ -373,6 +373,13 @@ class PlatformTx(Protocol):
         """User pictures."""
         ...
 
+    def copy_course(self, source_id: int, target_id: int) -> None:
+        """Give a course the content of another (a ``template``): the source's sections
+        (a target section with a name or summary of its own is kept), documents, learning
+        path and activities. A platform with a native copy uses it (Moodle's course import);
+        the others copy part by part (:func:`syncd.platform.content.copy_by_parts`)."""
+        ...
+
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:
         """The checkpoint saved for this ledger file, or None when it has not started."""
         ...

@@ -8,9 +8,13 @@ and ``tx.pictures``.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import BinaryIO, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from syncd.platform.model import ActivityRecord, DocumentRecord, PathItemRecord, PictureRecord
+
+if TYPE_CHECKING:
+    from syncd.platform.base import CourseRepository
 
 
 class FileRepository(Protocol):
@@ -95,3 +99,31 @@ class PictureRepository(Protocol):
     def hashes(self) -> set[str]:
         """Every blob hash a picture refers to (for a cleanup job)."""
         ...
+
+
+def copy_by_parts(
+    courses: CourseRepository, content: ContentRepository, source_id: int, target_id: int
+) -> None:
+    """``PlatformTx.copy_course`` for a platform without a native copy: sections (a name or
+    summary the target section has of its own is kept, an empty one filled), then
+    documents (the same blobs), learning path and activities, each read from the source
+    and written for the target."""
+    own = {s.number: s for s in courses.sections([target_id])}
+    sections = []
+    for section in courses.sections([source_id]):
+        mine = own.get(section.number)
+        name, summary = (mine.name, mine.summary) if mine else ("", "")
+        wanted = (name or section.name, summary or section.summary)
+        if mine is None or wanted != (name, summary):
+            sections.append(replace(section, course_id=target_id, id=None, name=wanted[0], summary=wanted[1]))
+    if sections:
+        courses.put_sections(sections)
+    docs = [replace(d, course_id=target_id, id=None) for d in content.documents([source_id])]
+    if docs:
+        content.put_documents(docs)
+    path = [replace(i, course_id=target_id, id=None) for i in content.path([source_id])]
+    if path:
+        content.replace_path(target_id, path)
+    activities = [replace(a, course_id=target_id, id=None) for a in content.activities([source_id])]
+    if activities:
+        content.replace_activities(target_id, activities)

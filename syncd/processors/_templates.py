@@ -1,14 +1,18 @@
 """A new course's ``template``: another course's content, or a course archive in store/.
 
 ``template = <shortname>`` copies that course's sections, documents (the same blobs),
-activities and learning path. ``template = <path>`` (a value with ``/`` or an archive
+activities and learning path, through ``PlatformTx.copy_course`` once the new course
+exists (the platform's own copy when it has one: Moodle's course import).
+``template = <path>`` (a value with ``/`` or an archive
 suffix) names a course archive inside ``store/`` — e.g. ``templates/base.mbz`` dropped
 with a route that stores it, or put there by an operator — read safely like a dropped
 archive (syncd/archives); its sections, documents, activities and learning path go
 into the new course, whose names and fields still come from the row.
 
-Sections are set while the row is applied (through the batch's SectionSet); the rest
-needs the new course's real id, so it is written after the batch's courses are.
+An archive's sections are set while the row is applied (through the batch's SectionSet);
+the rest needs the new course's real id, so it is written after the batch's courses are.
+A row's own ``topicN`` sections are kept either way (copy_course keeps a target section
+that has a name or summary).
 """
 
 from __future__ import annotations
@@ -69,9 +73,7 @@ class Templates:
         """Give the (added) new course its template's sections now and the rest at :meth:`write`."""
         assert course.id is not None
         if copy.from_course is not None:
-            for number, section in sorted(sections.of(copy.from_course).items()):
-                sections.put(course.id, number, section.name, section.summary)
-            described = f" from template {copy.name!r}"
+            described = f" from template {copy.name!r}"  # sections too: copy_course at write()
         else:
             assert copy.content is not None
             for part in copy.content.sections:
@@ -100,24 +102,12 @@ class Templates:
             if course_id is None or course_id <= 0:
                 continue
             if copy.from_course is not None:
-                _copy_course(tx, copy.from_course, course_id)
+                source = self._temp.real(copy.from_course)
+                if source > 0:  # else created by this batch in a dry run: nothing to copy
+                    tx.copy_course(source, course_id)
             elif copy.archive is not None and copy.content is not None:
                 _copy_archive(tx, copy.archive, copy.content, course_id, self._limits)
         self._copies.clear()
-
-
-def _copy_course(tx: PlatformTx, source: int, target: int) -> None:
-    if source <= 0:  # created earlier in this batch: nothing but sections yet
-        return
-    docs = [replace(d, course_id=target, id=None) for d in tx.content.documents([source])]
-    if docs:
-        tx.content.put_documents(docs)
-    path = [replace(i, course_id=target, id=None) for i in tx.content.path([source])]
-    if path:
-        tx.content.replace_path(target, path)
-    activities = [replace(a, course_id=target, id=None) for a in tx.content.activities([source])]
-    if activities:
-        tx.content.replace_activities(target, activities)
 
 
 def _copy_archive(tx: PlatformTx, path: Path, content: CourseArchive, target: int, limits: Limits) -> None:

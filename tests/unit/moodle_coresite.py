@@ -57,6 +57,8 @@ class CoreSite:
                                                           "idnumber": None, "description": ""}}
         self.courses: dict[int, dict[str, Any]] = {}
         self.sections: dict[int, list[dict[str, Any]]] = {}
+        self.imports: list[tuple[int, int]] = []  # (from, to) of core_course_import_course
+        self.import_fails = False
         self.langs = {"", "en"}
         self._next = 100
         self.client = Scripted(self.answer)
@@ -260,6 +262,19 @@ class CoreSite:
                                  "message": f"Unknown course ID {course_id}"})
         return {"warnings": warnings}
 
+    def _course__import_course(self, params: Mapping[str, Any]) -> Any:
+        """Sections of the source copied into the target (by number); ``import_fails``: Moodle's
+        recorded unknown-course error although both exist (a broken backup, say)."""
+        source, target = params["importfrom"], params["importto"]
+        if source not in self.courses or target not in self.courses or self.import_fails:
+            return recorded("core_course_import_course", "failure: unknown source course")["response"]
+        mine = {s["section"]: s for s in self.sections[target]}
+        for section in self.sections[source]:
+            if section["section"] not in mine:
+                self.sections[target].append({**section, "id": self.new_id()})
+        self.imports.append((source, target))
+        return None
+
     def _course__get_contents(self, params: Mapping[str, Any]) -> Any:
         if params["courseid"] not in self.courses:
             return recorded("core_course_get_contents", "failure: unknown course id")["response"]
@@ -288,6 +303,10 @@ class CoreTx:
         self.groups = local.groups
         self.files = local.files
         self.pictures = local.pictures
+
+    def copy_course(self, source_id: int, target_id: int) -> None:
+        """As MoodleTx: Moodle's course import."""
+        self.courses.import_content(source_id, target_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._local, name)  # checkpoints

@@ -162,19 +162,42 @@ def test_course_updates_and_the_key_cache(tmp_path: Path) -> None:
     assert site.count("core_course_get_categories") == 0
 
 
-def test_topics_and_templates_are_not_supported(tmp_path: Path) -> None:
-    """A topic the course does not have and a template's content are 'not supported on moodle'
-    lines (the course is created first: the port offers no earlier refusal)."""
+def test_topics_are_not_supported_and_a_template_is_a_moodle_course_import(tmp_path: Path) -> None:
+    """A topic the course does not have is a 'not supported on moodle' line (the course is created
+    first: the port offers no earlier refusal); template = a course is core_course_import_course
+    from it into the new course, once."""
     site = CoreSite()
     platform = CorePlatform(site)
-    site.add_course("TPL", sections=1)
+    template = site.add_course("TPL", sections=2)
     csv = "shortname,fullname,topic1\nT1,T,Introduction|Hello\n"
     (line,) = outcomes(run(platform, "courses", csv, tmp_path))
     assert line.startswith(
         "error: not supported on moodle: writing course sections (section 1 'Introduction'")
     (line,) = outcomes(run(platform, "courses", "shortname,fullname,template\nT2,T,TPL\n", tmp_path))
-    assert line.startswith("error: not supported on moodle:")
-    assert site.course("T1") is not None and site.course("T2") is not None
+    assert line == "created: course 'T2' from template 'TPL'"
+    t2 = site.course("T2")
+    assert site.course("T1") is not None and t2 is not None
+    assert site.imports == [(template, t2["id"])]
+    assert [s["section"] for s in site.sections[t2["id"]]] == [0, 1, 2]
+
+
+def test_a_failed_template_import_deletes_the_new_course_and_fails_the_row(tmp_path: Path) -> None:
+    """Moodle refuses the import: the course made for the row is deleted again (no course without
+    its template) and the row carries Moodle's message; dropped again once Moodle can import, the
+    row creates and imports it."""
+    site = CoreSite()
+    template = site.add_course("TPL", sections=1)
+    site.import_fails = True
+    platform = CorePlatform(site)
+    csv = "shortname,fullname,template\nT3,T,TPL\n"
+    (line,) = outcomes(run(platform, "courses", csv, tmp_path))
+    assert line == ("error: moodle: You are trying to use an invalid course ID (core_course_import_course "
+                    f"from course id {template}); the new course was deleted again")
+    assert site.course("T3") is None and site.imports == []
+    site.import_fails = False
+    assert outcomes(run(platform, "courses", csv, tmp_path)) == ["created: course 'T3' from template 'TPL'"]
+    t3 = site.course("T3")
+    assert t3 is not None and site.imports == [(template, t3["id"])]
 
 
 def test_course_delete_and_a_courses_dry_run(tmp_path: Path) -> None:

@@ -68,6 +68,10 @@ class MoodleTx:
         """The local blob store (``<data>/files``)."""
         return self._local.files
 
+    def copy_course(self, source_id: int, target_id: int) -> None:
+        """A template through Moodle's own course import (see MoodleCourses.import_content)."""
+        self.courses.import_content(source_id, target_id)
+
     def load_checkpoint(self, file_id: int) -> Checkpoint | None:
         """The file's checkpoint, from the local store."""
         return self._local.load_checkpoint(file_id)

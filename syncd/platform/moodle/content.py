@@ -10,15 +10,10 @@ and each row of ``course_import``, ``course_backup`` or a courses ``template`` t
 them gets that line; nothing is silently skipped. ``hashes()`` is the one exact answer:
 no Moodle document refers to a blob of syncd's file store (an empty set).
 
-``template = <course shortname>`` could be done by Moodle itself with
-``core_course_import_course`` (it copies sections, activities and files, recorded in
-``core_course_import_course.json``), but the port cannot say "copy course A into course
-B": the courses processor copies a template by reading its documents, path and
-activities and writing them into the new course, which Moodle cannot do piece by piece.
-It takes a port method (e.g. ``ContentRepository.copy_course(source_id, target_id)``,
-called instead of that read-and-write and instead of putting the template's sections);
-see the report. Until then a row with a template fails with the "not supported" line
-(after its course was created: the port has no way to refuse it earlier).
+``template = <course shortname>`` does not come here: the courses processor calls
+``PlatformTx.copy_course``, which Moodle does itself with ``core_course_import_course``
+(``MoodleCourses.import_content``). A template *archive* still needs these writes and
+fails with the "not supported" line.
 
 **Pictures** (:class:`MoodlePictures`): a picture is set with an upload to a draft area
 (``/webservice/upload.php``) then ``core_user_update_picture(draftitemid, userid)``, and

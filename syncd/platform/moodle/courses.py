@@ -37,7 +37,10 @@ What the web services offer (recordings README §3-§5) and the decisions taken:
   describes a section (``numsections`` is read by create only). So ``put_sections`` writes
   nothing: a section that already has the wanted name and summary is left as it is (the
   blank section 0 every new course gets included), anything else is refused as ``not
-  supported`` (a ``topicN`` column or a template's named sections on Moodle).
+  supported`` (a ``topicN`` column, or the sections of a template *archive*).
+- **Template** (``template = <course shortname>``): :meth:`MoodleCourses.import_content`,
+  Moodle's course import (sections, activities, files), undone by deleting the new course
+  when it fails.
 - **Dry run**: reads only; new categories and courses get negative ids (the pretended
   categories go into the site cache, dropped when the dry run ends); a course with a
   negative id has just its blank section 0.
@@ -51,13 +54,17 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from syncd.domain import PlatformRefused
 from syncd.platform.model import CategoryRecord, CourseRecord, SectionRecord
 from syncd.platform.moodle._enrolmethods import METHODS
 from syncd.platform.moodle._roster import ROSTERS
 from syncd.platform.moodle._ws import PLATFORM, Ws, chunked, not_supported, refused
-from syncd.platform.moodle.errors import MoodleError, MoodleWsError, warnings_of
+from syncd.platform.moodle.errors import MoodleError, MoodleTransportError, MoodleWsError, warnings_of
 from syncd.platform.moodle.groups import GROUPINGS, GROUPS, LINKS
+
+log = structlog.get_logger(__name__)
 
 GET_CATEGORIES = "core_course_get_categories"
 CREATE_CATEGORIES = "core_course_create_categories"
@@ -66,6 +73,7 @@ CREATE = "core_course_create_courses"
 UPDATE = "core_course_update_courses"
 DELETE = "core_course_delete_courses"
 CONTENTS = "core_course_get_contents"
+IMPORT = "core_course_import_course"
 #: site-cache entry: category id -> CategoryRecord
 CATEGORIES = "moodle.categories"
 #: site-cache entry: ("shortname" | "idnumber", value) -> course id (checked on every use)
@@ -283,6 +291,31 @@ class MoodleCourses:
                 del keys[key]
             for name in (METHODS, ROSTERS, GROUPS, GROUPINGS, LINKS):
                 self._ws.cache.forget(name)
+
+    def import_content(self, source_id: int, target_id: int) -> None:
+        """A ``template``: Moodle's own course import (``core_course_import_course``,
+        ``deletecontent=0``: activities, files and section names and summaries copied into
+        the new course). Not idempotent, so never re-sent: when it fails in any way, the new
+        course (made by this transaction for this row) is deleted again and the row refused,
+        so the file's next attempt creates and imports it whole (no course without its
+        template). Dry run: nothing sent."""
+        if self._ws.dry_run:
+            return
+        try:
+            self._ws.client.call(IMPORT, {"importfrom": source_id, "importto": target_id, "deletecontent": 0},
+                                 idempotent=False)
+        except (MoodleWsError, MoodleTransportError) as exc:
+            reason = (exc.message if isinstance(exc, MoodleWsError) else str(exc)) + \
+                f" ({IMPORT} from course id {source_id})"
+            try:
+                self.delete([target_id])
+            except (PlatformRefused, MoodleTransportError) as undo:
+                log.error("moodle_template_undo_failed", course_id=target_id, error=str(undo))
+                raise PlatformRefused(f"{PLATFORM}: {reason}; course id {target_id} was created "
+                                      f"without its template and could not be deleted: {undo}") from exc
+            raise PlatformRefused(f"{PLATFORM}: {reason}; the new course was deleted again") from exc
+        finally:
+            self._sections.pop(target_id, None)
 
     # -- sections ---------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 
 from syncd.domain import Outcome, RowResult
 from syncd.platform.base import Checkpoint, PlatformTx, SavedResult, UserRecord
+from syncd.platform.content import copy_by_parts
 from syncd.platform.sqlstore._sql import (
     among,
     bind,
@@ -290,6 +291,10 @@ class _SqlTx:
             if len(page) < RESULT_PAGE:
                 return
             after = page[-1][0]
+
+    def copy_course(self, source_id: int, target_id: int) -> None:
+        """A template's content, part by part (sections, documents, path, activities)."""
+        copy_by_parts(self._courses, self._content, source_id, target_id)
 
     def clear_checkpoint(self, file_id: int) -> None:
         """Forget the checkpoint and the saved results of this file."""
