@@ -326,10 +326,11 @@ class CorePlatform:
     def transaction(self, *, rollback: bool = False) -> Iterator[CoreTx]:
         """A Ws per transaction over the site's scripted client."""
         with self.local.transaction(rollback=rollback) as local:
+            ws = Ws(self.site.client, self.batch_size, self.cache, dry_run=rollback)  # type: ignore[arg-type]
             try:
-                yield CoreTx(local, Ws(self.site.client, self.batch_size, self.cache,  # type: ignore[arg-type]
-                                       dry_run=rollback))
+                yield CoreTx(local, ws)
             except BaseException:
+                ws.undo()
                 self.cache.forget()
                 raise
             if rollback:

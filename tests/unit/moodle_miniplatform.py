@@ -73,10 +73,11 @@ class MiniPlatform:
     def transaction(self, *, rollback: bool = False) -> Iterator[MiniTx]:
         """A Ws per transaction; the cache dropped after an error or a dry run."""
         with self.local.transaction(rollback=rollback) as local:
+            ws = Ws(self.mini.client, self.batch_size, self.cache, dry_run=rollback)  # type: ignore[arg-type]
             try:
-                yield MiniTx(local, Ws(self.mini.client, self.batch_size, self.cache,  # type: ignore[arg-type]
-                                       dry_run=rollback))
+                yield MiniTx(local, ws)
             except BaseException:
+                ws.undo()
                 self.cache.forget()
                 raise
             if rollback:

@@ -16,6 +16,13 @@ Rules every repository follows through :class:`Ws`:
   When the client gives up, its error is a :class:`~syncd.domain.RetryLater`: the file
   waits and resumes from its checkpoint; nothing is created twice because processors look
   before they write.
+- **Undo of creates**: Moodle has no rollback across calls, so when a transaction fails
+  (a later call of the batch was refused), the users, courses, groups and cohorts it
+  created are deleted again (:meth:`Ws.undo`, best effort, logged): the runner then
+  applies the batch again in halves and those rows create them anew and say so, instead
+  of reading them back as already there. Categories and groupings cannot be deleted
+  through the service: they stay, and the retry finds and reuses them. Updates, deletes
+  and enrolments committed by the failed attempt stay applied (README "Moodle").
 - **Dry run** (``transaction(rollback=True)``): reads go to Moodle, writes are not sent;
   created records get negative ids (``-1``, ``-2``…) so the rest of the batch can refer to
   them, and look-ups by a negative id find nothing.
@@ -32,7 +39,13 @@ import structlog
 
 from syncd.domain import PlatformRefused
 from syncd.platform.moodle.client import MoodleClient
-from syncd.platform.moodle.errors import MoodleTransportError, MoodleWarning, MoodleWsError, warnings_of
+from syncd.platform.moodle.errors import (
+    MoodleError,
+    MoodleTransportError,
+    MoodleWarning,
+    MoodleWsError,
+    warnings_of,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +114,15 @@ class SiteCache:
             return self._kept.setdefault(name, load())  # type: ignore[no-any-return]
 
 
+#: create function -> (the function deleting what it made, its array parameter)
+UNDO = {
+    "core_user_create_users": ("core_user_delete_users", "userids"),
+    "core_course_create_courses": ("core_course_delete_courses", "courseids"),
+    "core_group_create_groups": ("core_group_delete_groups", "groupids"),
+    "core_cohort_create_cohorts": ("core_cohort_delete_cohorts", "cohortids"),
+}
+
+
 class Ws:
     """One transaction's access to the site: the client, the batch size, dry run."""
 
@@ -111,6 +133,26 @@ class Ws:
         self.cache = cache
         self.dry_run = dry_run
         self._fake_ids = itertools.count(-1, -1)
+        self._created: list[tuple[str, list[int]]] = []  # (delete function, ids), in order
+
+    def forget_created(self, function: str, ids: Sequence[int]) -> None:
+        """``ids`` made by ``function`` were removed already (nothing to undo for them)."""
+        gone = set(ids)
+        undo = UNDO[function][0]
+        self._created = [(f, [i for i in made if not (f == undo and i in gone)]) for f, made in self._created]
+
+    def undo(self) -> None:
+        """Delete what this transaction created, newest first (it failed); failures are logged."""
+        for function, ids in reversed(self._created):
+            if not ids:
+                continue
+            array = next(a for f, a in UNDO.values() if f == function)
+            try:
+                self.client.call(function, {array: ids})
+                log.info("moodle_undo", function=function, ids=len(ids))
+            except MoodleError as exc:
+                log.error("moodle_undo_failed", function=function, ids=ids, error=str(exc))
+        self._created.clear()
 
     # -- reads --------------------------------------------------------------------------
 
@@ -184,7 +226,10 @@ class Ws:
             return [self.fake_id() for _ in items]
         ids: list[int] = []
         for chunk in chunked(items, self.batch_size):
-            ids.extend(self._create_chunk(function, array, chunk, existing))
+            made = self._create_chunk(function, array, chunk, existing)
+            if function in UNDO:
+                self._created.append((UNDO[function][0], list(made)))
+            ids.extend(made)
         return ids
 
     def _create_chunk(self, function: str, array: str, chunk: Sequence[Mapping[str, Any]],

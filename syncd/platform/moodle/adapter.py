@@ -105,13 +105,15 @@ class MoodlePlatform:
         """Web-service calls plus one local transaction for the checkpoint.
 
         ``rollback``: a dry run, nothing is sent to Moodle and nothing saved locally.
-        An error drops the site cache (what Moodle holds after a failed call is re-read).
+        An error deletes what the transaction created (``Ws.undo``) and drops the site
+        cache (what Moodle holds after a failed call is re-read).
         """
         with self._local.transaction(rollback=rollback) as local:
             ws = Ws(self.client, self._batch_size, self.cache, dry_run=rollback)
             try:
                 yield MoodleTx(ws, local, self._role_map)
             except BaseException:
+                ws.undo()  # what this batch created goes again (see _ws)
                 self.cache.forget()
                 raise
             if rollback:

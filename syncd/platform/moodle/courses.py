@@ -309,6 +309,7 @@ class MoodleCourses:
                 f" ({IMPORT} from course id {source_id})"
             try:
                 self.delete([target_id])
+                self._ws.forget_created(CREATE, [target_id])
             except (PlatformRefused, MoodleTransportError) as undo:
                 log.error("moodle_template_undo_failed", course_id=target_id, error=str(undo))
                 raise PlatformRefused(f"{PLATFORM}: {reason}; course id {target_id} was created "
