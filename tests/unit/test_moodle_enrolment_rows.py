@@ -4,11 +4,13 @@ refusals, Moodle call counts per 1,000 rows, a second run that changes nothing, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.unit.moodle_mini import MiniMoodle
+from tests.unit.moodle_mini import MiniMoodle, _invalid
 from tests.unit.moodle_miniplatform import MiniPlatform, by_outcome, outcomes, run
 
 ENROLLED = "core_enrol_get_enrolled_users"
@@ -186,3 +188,30 @@ def test_groups_file_creates_and_refuses_updates(site: MiniPlatform, tmp_path: P
     assert set(names) == {"All TD", "Projects"} and names["All TD"]["idnumber"] == ""
     (td1,) = [g["id"] for g in site.mini.groups.values() if g["name"] == "TD 1"]
     assert site.mini.links == {(names["All TD"]["id"], td1)}
+
+
+def test_what_a_refused_batch_did_is_undone_before_the_retry(site: MiniPlatform, tmp_path: Path) -> None:
+    """Moodle refuses the group creation once, after the batch's enrolments were committed: they are
+    unenrolled again before the batch is split, so the retried rows enrol anew and say 'created'."""
+    mini, m101 = site.mini, cid(site, "M101")
+    answer = mini.client.answer
+    refusals = ["core_group_create_groups"]
+
+    def flaky(function: str, params: Mapping[str, Any]) -> Any:
+        if function in refusals:
+            refusals.remove(function)
+            return _invalid()
+        return answer(function, params)
+
+    mini.client.answer = flaky
+    text = ("rolename,cid,uid,cmd,enrol,gcmd,g1\n"
+            "student,M101,E1,add,manual,,\n"
+            "student,M101,E4,add,manual,gaddcreate,TD 3\n")
+    lines = outcomes(run(site, "enrolments", text, tmp_path))
+    assert lines == [
+        "created: user 'jdoe1' enrolled in 'M101' as student (manual)",
+        "created: user 'jdoe4' enrolled in 'M101' as student (manual); groups: +TD 3 (new group)"]
+    assert mini.count("enrol_manual_unenrol_users") == 1  # the undo of the refused attempt
+    assert {u for c, u in mini.enrolments if c == m101} == {uid(site, 1), uid(site, 4)}
+    (group,) = [g for g in mini.groups.values() if g["name"] == "TD 3"]
+    assert mini.members == {(group["id"], uid(site, 4))}

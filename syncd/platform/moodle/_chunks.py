@@ -6,7 +6,9 @@ sent; an error Moodle reports after committing is checked with ``applied(chunk)`
 function it is used for is one transaction per call in Moodle (recordings README §4): a
 refusal is about the whole chunk. Moodle's messages rarely say which item was wrong, so a
 one-item refusal (what the runner's splitting ends with) gets the item described; a
-repository may word a refusal better with ``refusal(exc, chunk)``.
+repository may word a refusal better with ``refusal(exc, chunk)``. ``undo = (function,
+array, payload)`` names the call that exactly reverses a written chunk: it is remembered
+for :meth:`~syncd.platform.moodle._ws.Ws.undo` (a failed transaction).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ T = TypeVar("T")
 def send(ws: Ws, function: str, array: str, items: Sequence[T], payload: Callable[[T], dict[str, Any]],
          describe: Callable[[T], str], *, done: Callable[[Sequence[T]], None] | None = None,
          applied: Callable[[Sequence[T]], bool] | None = None,
-         refusal: Callable[[PlatformRefused, Sequence[T]], PlatformRefused | None] | None = None) -> None:
+         refusal: Callable[[PlatformRefused, Sequence[T]], PlatformRefused | None] | None = None,
+         undo: tuple[str, str, Callable[[T], dict[str, Any]]] | None = None) -> None:
     """Write ``items`` chunk by chunk; ``done(chunk)`` after each chunk is written."""
     for chunk in chunked(items, ws.batch_size):
         try:
@@ -34,6 +37,9 @@ def send(ws: Ws, function: str, array: str, items: Sequence[T], payload: Callabl
             if better is None and len(chunk) == 1:
                 better = PlatformRefused(f"{exc}: {describe(chunk[0])}")
             raise (better or exc) from exc.__cause__
+        if undo is not None:
+            function_back, array_back, payload_back = undo
+            ws.undo_later(function_back, {array_back: [payload_back(item) for item in chunk]})
         if done is not None:
             done(chunk)
 

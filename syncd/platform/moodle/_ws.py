@@ -16,13 +16,15 @@ Rules every repository follows through :class:`Ws`:
   When the client gives up, its error is a :class:`~syncd.domain.RetryLater`: the file
   waits and resumes from its checkpoint; nothing is created twice because processors look
   before they write.
-- **Undo of creates**: Moodle has no rollback across calls, so when a transaction fails
-  (a later call of the batch was refused), the users, courses, groups and cohorts it
-  created are deleted again (:meth:`Ws.undo`, best effort, logged): the runner then
-  applies the batch again in halves and those rows create them anew and say so, instead
-  of reading them back as already there. Categories and groupings cannot be deleted
-  through the service: they stay, and the retry finds and reuses them. Updates, deletes
-  and enrolments committed by the failed attempt stay applied (README "Moodle").
+- **Undo**: Moodle has no rollback across calls, so when a transaction fails (a later
+  call of the batch was refused), what it did that has an exact inverse is undone
+  (:meth:`Ws.undo`, newest first, best effort, logged): users, courses, groups and
+  cohorts it created are deleted, new manual enrolments unenrolled, role assignments and
+  group and cohort memberships it added or removed put back. The runner then applies the
+  batch again in halves and those rows do it anew and say so, instead of reading it back
+  as already there. Categories and groupings cannot be deleted through the service: they
+  stay, and the retry finds and reuses them. Field updates, deletes and re-enrolments
+  committed by the failed attempt stay applied (README "Moodle").
 - **Dry run** (``transaction(rollback=True)``): reads go to Moodle, writes are not sent;
   created records get negative ids (``-1``, ``-2``…) so the rest of the batch can refer to
   them, and look-ups by a negative id find nothing.
@@ -133,26 +135,36 @@ class Ws:
         self.cache = cache
         self.dry_run = dry_run
         self._fake_ids = itertools.count(-1, -1)
-        self._created: list[tuple[str, list[int]]] = []  # (delete function, ids), in order
+        self._undo: list[tuple[str, dict[str, Any]]] = []  # (function, params) undoing a write
+
+    def undo_later(self, function: str, params: Mapping[str, Any]) -> None:
+        """Remember the call that undoes a write just committed (sent by :meth:`undo`)."""
+        if not self.dry_run:
+            self._undo.append((function, dict(params)))
 
     def forget_created(self, function: str, ids: Sequence[int]) -> None:
         """``ids`` made by ``function`` were removed already (nothing to undo for them)."""
         gone = set(ids)
-        undo = UNDO[function][0]
-        self._created = [(f, [i for i in made if not (f == undo and i in gone)]) for f, made in self._created]
+        undo, array = UNDO[function]
+        kept = []
+        for name, params in self._undo:
+            if name == undo:
+                params = {array: [i for i in params[array] if i not in gone]}
+            kept.append((name, params))
+        self._undo = kept
 
     def undo(self) -> None:
-        """Delete what this transaction created, newest first (it failed); failures are logged."""
-        for function, ids in reversed(self._created):
-            if not ids:
+        """Undo this transaction's remembered writes, newest first (it failed); failures are
+        logged and the rest still tried."""
+        for function, params in reversed(self._undo):
+            if not any(params.values()):
                 continue
-            array = next(a for f, a in UNDO.values() if f == function)
             try:
-                self.client.call(function, {array: ids})
-                log.info("moodle_undo", function=function, ids=len(ids))
+                self.client.call(function, params)
+                log.info("moodle_undo", function=function)
             except MoodleError as exc:
-                log.error("moodle_undo_failed", function=function, ids=ids, error=str(exc))
-        self._created.clear()
+                log.error("moodle_undo_failed", function=function, error=str(exc))
+        self._undo.clear()
 
     # -- reads --------------------------------------------------------------------------
 
@@ -228,7 +240,8 @@ class Ws:
         for chunk in chunked(items, self.batch_size):
             made = self._create_chunk(function, array, chunk, existing)
             if function in UNDO:
-                self._created.append((UNDO[function][0], list(made)))
+                undo, ids_array = UNDO[function]
+                self.undo_later(undo, {ids_array: list(made)})
             ids.extend(made)
         return ids
 

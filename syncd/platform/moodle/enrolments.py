@@ -97,6 +97,14 @@ def _course_roles(assignment: RoleAssignment) -> dict[str, Any]:
             "instanceid": assignment.course_id}
 
 
+#: the undo of an unassignment (see _chunks.send)
+GIVE_BACK = (ASSIGN, "assignments", _course_roles)
+
+
+def _unenrol_item(item: tuple[Enrolment, int]) -> dict[str, Any]:
+    return {"userid": item[0].user_id, "courseid": item[0].course_id}
+
+
 def _role_text(assignment: RoleAssignment) -> str:
     return f"role {assignment.role_id} of user {assignment.user_id} in course {assignment.course_id}"
 
@@ -226,7 +234,7 @@ class MoodleEnrolments:
                 now.append((e, min(held)))
             else:
                 self._waiting[(e.course_id, e.user_id)] = e
-        self._enrol(now)
+        self._enrol(now, new=True)
 
     def update(self, enrolments: Sequence[Enrolment]) -> None:
         """Re-enrol with the new status and dates (and a role the user holds: Moodle needs one)."""
@@ -250,16 +258,18 @@ class MoodleEnrolments:
                 spares.append(RoleAssignment(e.course_id, e.user_id, min(anyone)))
             items.append((e, min(held)))
         self._enrol(items)
-        send(self._ws, UNASSIGN, "unassignments", spares, _course_roles, _role_text, done=self._taken)
+        send(self._ws, UNASSIGN, "unassignments", spares, _course_roles, _role_text, done=self._taken,
+             undo=GIVE_BACK)
 
-    def _enrol(self, items: Sequence[tuple[Enrolment, int]]) -> None:
+    def _enrol(self, items: Sequence[tuple[Enrolment, int]], *, new: bool = False) -> None:
+        """Enrol with a role; ``new`` enrolments are unenrolled again if the transaction fails."""
         def applied(chunk: Sequence[tuple[Enrolment, int]]) -> bool:
             pairs = {(e.course_id, e.user_id) for e, _r in chunk}
             fresh = refresh(self._ws, {c for c, _u in pairs}, pairs)
             return all(fresh[c].is_enrolled(u) for c, u in pairs)
 
         send(self._ws, ENROL, "enrolments", items, _enrol_item, _enrol_text, done=self._enrolled,
-             applied=applied, refusal=_crash)
+             applied=applied, refusal=_crash, undo=(UNENROL, "enrolments", _unenrol_item) if new else None)
 
     def _enrolled(self, chunk: Sequence[tuple[Enrolment, int]]) -> None:
         found = rosters(self._ws, {e.course_id for e, _r in chunk})
@@ -345,10 +355,11 @@ class MoodleEnrolments:
                 items.append((waiting, a.role_id))
             else:
                 rest.append(a)
-        self._enrol(items)
+        self._enrol(items, new=True)
         found = rosters(self._ws, {a.course_id for a in rest})
         todo = [a for a in rest if a.role_id not in found[a.course_id].roles_of(a.user_id)]
-        send(self._ws, ASSIGN, "assignments", todo, _course_roles, _role_text, done=self._given)
+        send(self._ws, ASSIGN, "assignments", todo, _course_roles, _role_text, done=self._given,
+             undo=(UNASSIGN, "unassignments", _course_roles))
 
     def unassign(self, assignments: Collection[RoleAssignment]) -> None:
         """Take roles back (those known absent are not sent)."""
@@ -360,7 +371,8 @@ class MoodleEnrolments:
             if gone or (roster.is_enrolled(a.user_id) and a.role_id not in roster.roles[a.user_id]):
                 continue
             todo.append(a)
-        send(self._ws, UNASSIGN, "unassignments", todo, _course_roles, _role_text, done=self._taken)
+        send(self._ws, UNASSIGN, "unassignments", todo, _course_roles, _role_text, done=self._taken,
+             undo=GIVE_BACK)
 
     def _given(self, chunk: Sequence[RoleAssignment]) -> None:
         found = rosters(self._ws, {a.course_id for a in chunk})

@@ -249,14 +249,15 @@ class MoodleGroups:
                     _roster.drop(self._ws, [course_of[group_id]])
 
         send(self._ws, "core_group_add_group_members", "members", todo, _member, _member_text, done=added,
-             refusal=outsiders)
+             refusal=outsiders, undo=("core_group_delete_group_members", "members", _member))
 
     def remove_members(self, members: Collection[tuple[int, int]]) -> None:
         """Remove memberships (``core_group_delete_group_members``); absent ones are not sent."""
         course_of = self._courses(g for g, _u in members)
         found = self._rosters(set(course_of.values()))
         todo = sorted((g, u) for g, u in set(members) if g in found[course_of[g]].groups.get(u, ()))
-        send(self._ws, "core_group_delete_group_members", "members", todo, _member, _member_text)
+        send(self._ws, "core_group_delete_group_members", "members", todo, _member, _member_text,
+             undo=("core_group_add_group_members", "members", _member))
         for group_id, user_id in todo:
             found[course_of[group_id]].groups.get(user_id, set()).discard(group_id)
 
