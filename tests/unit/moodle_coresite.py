@@ -1,7 +1,7 @@
 """A small in-memory Moodle for the users, categories and courses repositories' tests (no HTTP),
 and a platform running the real processors over it.
 
-It answers, with the recorded semantics (``/work/shared/moodle-ws`` README §4, §5), what
+It answers, with the recorded semantics (``../shared/moodle-ws`` README §4, §5), what
 ``MoodleUsers``, ``MoodleCategories``, ``MoodleCourses`` and ``MoodleEnrolments`` (methods only)
 call: users by field (email case-sensitive), create (whole batch: lower-case usernames only,
 duplicate username or email, case-insensitive, a password policy, the recorded error bodies),

@@ -1,6 +1,6 @@
 """A small in-memory Moodle for the enrolment and group repositories' tests (no HTTP).
 
-It answers, with the recorded semantics (``/work/shared/moodle-ws`` README §4, §5), the
+It answers, with the recorded semantics (``../shared/moodle-ws`` README §4, §5), the
 functions ``MoodleEnrolments`` and ``MoodleGroups`` call: enrolled users (``onlyactive``),
 courses by ids (the unknown-id PHP Error), manual enrol/unenrol (whole batch, the PHP
 TypeError of an unknown user, "Message was not sent." after committing when the course

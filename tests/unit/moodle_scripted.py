@@ -5,7 +5,7 @@
 raised the way the real client raises it. Params are recorded and answered as Moodle
 receives them: encoded to the form and decoded back (None and empty lists left out,
 numbers as ints). ``recorded(function, title)`` is the exchange of
-``/work/shared/moodle-ws/<function>.json`` whose title starts with ``title``;
+``../shared/moodle-ws/<function>.json`` whose title starts with ``title``;
 ``form(params)`` / ``recorded_form(exchange)`` are the flat form fields of what a
 repository sends and of what the recording sent, to compare them field for field.
 """
