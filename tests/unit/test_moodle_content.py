@@ -9,21 +9,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from syncd.domain import RowResult
 from syncd.pipeline.apply import BatchApplier, Job
 from syncd.platform.base import Platform
 from syncd.processors.registry import REGISTRY
 from tests.archive_builders import build_mbz, write_zip
+from tests.moodle_support import moodle_platform
 from tests.pictures import CTX, png
 from tests.unit.moodle_miniplatform import outcomes
-
-try:
-    from tests.moodle_support import moodle_platform
-except ImportError as exc:  # the fake server or a repository module of the adapter is missing
-    pytest.skip(f"no Moodle fake or adapter at tests/moodle_fake, syncd/platform/moodle: {exc}",
-                allow_module_level=True)
 
 UPDATE_PICTURE = "core_user_update_picture"
 _FILE_IDS = itertools.count(1000)

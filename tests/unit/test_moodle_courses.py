@@ -6,15 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from tests.moodle_support import moodle_platform
 from tests.unit.moodle_miniplatform import outcomes, run
-
-try:
-    from tests.moodle_support import moodle_platform
-except ImportError as exc:  # the fake server or a repository module of the adapter is missing
-    pytest.skip(f"no Moodle fake or adapter at tests/moodle_fake, syncd/platform/moodle: {exc}",
-                allow_module_level=True)
 
 GET = "core_course_get_courses_by_field"
 CREATE = "core_course_create_courses"

@@ -7,15 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
+from tests.moodle_support import moodle_platform
 from tests.unit.moodle_miniplatform import by_outcome, outcomes, run
-
-try:
-    from tests.moodle_support import moodle_platform
-except ImportError as exc:  # the fake server or a repository module of the adapter is missing
-    pytest.skip(f"no Moodle fake or adapter at tests/moodle_fake, syncd/platform/moodle: {exc}",
-                allow_module_level=True)
 
 ENROLLED = "core_enrol_get_enrolled_users"
 ENROL = "enrol_manual_enrol_users"

@@ -10,13 +10,8 @@ import pytest
 
 from syncd.domain import PlatformRefused
 from syncd.platform.base import UserRecord
+from tests.moodle_support import moodle_platform
 from tests.unit.moodle_miniplatform import by_outcome, outcomes, run
-
-try:
-    from tests.moodle_support import moodle_platform
-except ImportError as exc:  # the fake server or a repository module of the adapter is missing
-    pytest.skip(f"no Moodle fake or adapter at tests/moodle_fake, syncd/platform/moodle: {exc}",
-                allow_module_level=True)
 
 CREATE = "core_user_create_users"
 UPDATE = "core_user_update_users"
