@@ -57,15 +57,21 @@ def test_update_moves_and_renames_and_refuses_an_unknown_category(tmp_path: Path
 
 
 def test_known_courses_are_read_by_ids(tmp_path: Path) -> None:
-    """The first file asks one call per shortname; the same courses later cost one field=ids call
-    per batch_size courses (the key cache), and categories are read once."""
+    """A first file naming few courses asks one call per shortname, one naming many reads every
+    course in one call; the same courses later cost one field=ids call per batch_size courses (the
+    key cache), and categories are read once."""
     with moodle_platform(tmp_path, batch_size=100) as (platform, fake):
         for n in range(30):
             fake.site.add_course(f"C{n}")
+        few = "shortname,fullname\n" + "".join(f"C{n},C{n}\n" for n in range(5))
+        run(platform, "courses", few, tmp_path)
+        asked = sorted((c.params["field"], c.params["value"]) for c in fake.calls if c.function == GET)
+        assert asked == [("shortname", f"C{n}") for n in range(5)]  # in parallel: any order
         csv = "shortname,fullname\n" + "".join(f"C{n},C{n}\n" for n in range(30))
         run(platform, "courses", csv, tmp_path)
         first = fake.count(GET)
-        assert first == 30
+        assert first == 5 + 1 + 1  # the 5 known by ids, then the 25 unknown: all courses at once
+        assert [c.params for c in fake.calls if c.function == GET][-1] == {}
         again = outcomes(run(platform, "courses", csv, tmp_path))
         assert again[0] == "skipped: course 'C0' exists; update is off"
         assert fake.count(GET) - first == 1

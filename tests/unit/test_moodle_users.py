@@ -55,18 +55,18 @@ def test_users_file_rows_are_applied_or_refused_one_by_one(tmp_path: Path) -> No
 
 
 def test_a_thousand_new_users_cost_at_most_thirty_calls(tmp_path: Path) -> None:
-    """1,000 new users (batch_size 100): 10 username + 10 idnumber look-ups and 10 creates; the same
-    file again only the 10 username look-ups (idnumbers come with the users found)."""
+    """1,000 new users (batch_size 100): 2 username + 2 idnumber look-ups (500 values a call) and 10
+    creates; the same file again only the 2 username look-ups (idnumbers come with the users found)."""
     rows = "".join(f"u{n:04d},First,Last{n},u{n:04d}@univ.fr,ID{n:04d},,,,\n" for n in range(1000))
     with moodle_platform(tmp_path, batch_size=100) as (platform, fake):
         results = run(platform, "users", HEADER + rows, tmp_path, rows_per_batch=2000)
         assert by_outcome(results) == {"created": 1000}
-        assert len(fake.calls) <= 30
+        assert len(fake.calls) == 14
         assert fake.count(CREATE) == 10
         before = len(fake.calls)
         again = run(platform, "users", HEADER + rows, tmp_path, rows_per_batch=2000)
         assert by_outcome(again) == {"unchanged": 1000}
-        assert len(fake.calls) - before == fake.count(GET) - 20 == 10
+        assert len(fake.calls) - before == fake.count(GET) - 4 == 2
 
 
 def test_passwords_are_sent_once_per_process(tmp_path: Path) -> None:

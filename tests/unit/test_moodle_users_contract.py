@@ -83,9 +83,10 @@ def test_emails_are_looked_up_as_given_and_lower_cased() -> None:
     assert repo_of(Users(stored_mixed)).find(emails=["chloe.brule@univ-exemple.fr"]) == []
 
 
-def test_matches_are_exact_and_lookups_are_chunked_in_parallel() -> None:
+def test_matches_are_exact_and_lookups_are_chunked_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A site comparing case-insensitively (MySQL) may answer other cases: only exact keys are kept;
-    values go batch_size a call."""
+    values go lookup_size (here batch_size 2, LOOKUP_VALUES lowered to 1) a call."""
+    monkeypatch.setattr("syncd.platform.moodle._ws.LOOKUP_VALUES", 1)
     site = Users(ZOE, FRANCOIS)
     site.answer = lambda function, params: [ZOE, FRANCOIS]  # type: ignore[method-assign]
     site.client.answer = site.answer

@@ -2,8 +2,9 @@
 
 Rules every repository follows through :class:`Ws`:
 
-- **Look-ups** go in chunks of ``batch_size`` values per call (``values[0]``,
-  ``values[1]``…), the chunks sent in parallel (up to the client's ``max_in_flight``).
+- **Look-ups** go in chunks of ``lookup_size`` values per call (``values[0]``,
+  ``values[1]``…: ``batch_size``, at least :data:`LOOKUP_VALUES`), the chunks sent in
+  parallel (up to the client's ``max_in_flight``).
 - **Writes** go in chunks of ``batch_size`` items, one chunk after the other (row order
   is kept where it matters: a later row may depend on an earlier one).
 - **A Moodle error reply** to a write becomes :class:`~syncd.domain.PlatformRefused`
@@ -116,6 +117,10 @@ class SiteCache:
             return self._kept.setdefault(name, load())  # type: ignore[no-any-return]
 
 
+#: values per look-up call at least (one form field each: Moodle requires PHP's
+#: max_input_vars >= 5000, so this is far from the limit even with batch_size 1000)
+LOOKUP_VALUES = 500
+
 #: create function -> (the function deleting what it made, its array parameter)
 UNDO = {
     "core_user_create_users": ("core_user_delete_users", "userids"),
@@ -141,6 +146,11 @@ class Ws:
         """Remember the call that undoes a write just committed (sent by :meth:`undo`)."""
         if not self.dry_run:
             self._undo.append((function, dict(params)))
+
+    @property
+    def lookup_size(self) -> int:
+        """Values per look-up call: ``batch_size``, at least :data:`LOOKUP_VALUES`."""
+        return max(self.batch_size, LOOKUP_VALUES)
 
     def forget_created(self, function: str, ids: Sequence[int]) -> None:
         """``ids`` made by ``function`` were removed already (nothing to undo for them)."""
@@ -193,7 +203,7 @@ class Ws:
         if not real:
             return []
         found: list[Any] = []
-        for reply in self.read_all(function, [params(c) for c in chunked(real, self.batch_size)]):
+        for reply in self.read_all(function, [params(c) for c in chunked(real, self.lookup_size)]):
             found.extend(_listed(reply))
         return found
 

@@ -16,7 +16,10 @@ What the web services offer (recordings README §3-§5) and the decisions taken:
   idnumber had (:data:`KEYS`); a find reads the known courses by ids (``batch_size`` a
   call, in parallel) and checks their keys, then asks one call per key still unknown (in
   parallel). So a file naming the same courses batch after batch costs one call per
-  ``batch_size`` courses, and every record returned is fresh. An unknown id makes
+  ``batch_size`` courses, and every record returned is fresh. A find with more than
+  :data:`ALL_COURSES_AT` keys still unknown reads every course at once instead (the
+  function without a field, recorded): the first batch of an enrolments file naming
+  hundreds of courses costs one call, not hundreds. An unknown id makes
   ``field=ids`` fail whole with a PHP Error (§5.3): that chunk is read again one
   ``field=id`` call per id. Names (fullname, shortname) are unescaped; the
   ``enrollmentmethods`` each reply carries are handed to the enrolments' cache
@@ -74,6 +77,9 @@ UPDATE = "core_course_update_courses"
 DELETE = "core_course_delete_courses"
 CONTENTS = "core_course_get_contents"
 IMPORT = "core_course_import_course"
+#: more unknown shortnames/idnumbers than this in one find: read every course in one call
+#: (``core_course_get_courses_by_field`` without a field) instead of one call per key
+ALL_COURSES_AT = 20
 #: site-cache entry: category id -> CategoryRecord
 CATEGORIES = "moodle.categories"
 #: site-cache entry: ("shortname" | "idnumber", value) -> course id (checked on every use)
@@ -220,7 +226,10 @@ class MoodleCourses:
         have_numbers = {c.idnumber for c in found.values()}
         missing = [("shortname", s) for s in sorted(names - have_names)]
         missing += [("idnumber", n) for n in sorted(numbers - have_numbers)]
-        replies = self._ws.read_all(GET, [{"field": f, "value": v} for f, v in missing]) if missing else []
+        if len(missing) > ALL_COURSES_AT:  # one call for every course beats one call per key
+            replies = [self._ws.read(GET, {})]
+        else:
+            replies = self._ws.read_all(GET, [{"field": f, "value": v} for f, v in missing])
         for course in (self._take(i) for reply in replies for i in _courses(reply)):
             found[course.id] = course
         return [c for _, c in sorted(found.items())

@@ -2,10 +2,10 @@
 
 What the web services offer (recordings README §3-§5) and the decisions taken:
 
-- **Find** with ``core_user_get_users_by_field`` (``field`` + ``values[]``, ``batch_size``
+- **Find** with ``core_user_get_users_by_field`` (``field`` + ``values[]``, ``lookup_size``
   values a call, chunks in parallel): usernames first, then, in one parallel round, the
   idnumbers and emails that the users already found do not carry (so a batch of known
-  users costs one look-up per ``batch_size`` rows). Usernames and idnumbers are kept when
+  users costs one look-up per ``lookup_size`` rows). Usernames and idnumbers are kept when
   they match *exactly* (a MySQL site compares case-insensitively).
 - **Emails**: the port matches them case-insensitively, Moodle's look-up is case-sensitive
   (§5.8). Each email is looked up as given and lower-cased (one value more only when they
@@ -172,7 +172,7 @@ class MoodleUsers:
         have_numbers = {str(i.get("idnumber") or "") for i in found.values()}
         have_emails = {str(i.get("email") or "").lower() for i in found.values()}
         forms = {form for e in emails if e and e.lower() not in have_emails for form in (e, e.lower())}
-        size = self._ws.batch_size
+        size = self._ws.lookup_size
         params = [self._params("idnumber", c) for c in chunked(sorted(numbers - have_numbers), size)]
         params += [self._params("email", c) for c in chunked(sorted(forms), size)]
         for reply in self._ws.read_all(GET, params) if params else []:
