@@ -129,9 +129,12 @@ def test_create_sends_the_recorded_fields_and_sets_ids() -> None:
 
 def test_generated_and_missing_passwords() -> None:
     """password_to_generate -> createpassword=1 (as recorded); no password at all (*NOPASS*) -> a
-    random one nobody knows; profile fields -> customfields[i][type]/[value] (as recorded)."""
+    random one nobody knows; profile fields -> customfields[i][type]/[value] (as recorded), then
+    the users given profile values are read back by id to check Moodle kept them."""
     site = Users(writes={CREATE: lambda p: [{"id": 1 + n, "username": u["username"]}
                                            for n, u in enumerate(p["users"])]})
+    site.items.append({"id": 2, "username": "ines.aitali",
+                       "customfields": [{"shortname": "matricule", "value": "A-12345"}]})
     users = [new_user("anais.muller", password_to_generate=True, must_change_password=True),
              new_user("ines.aitali", profile={"matricule": "A-12345"})]
     repo_of(site).add(users)
@@ -141,6 +144,7 @@ def test_generated_and_missing_passwords() -> None:
     custom = recorded_form(recorded(CREATE, "customfields with a shortname"))
     assert sent["users[1][customfields][0][type]"] == custom["users[0][customfields][0][type]"]
     assert sent["users[1][customfields][0][value]"] == custom["users[0][customfields][0][value]"]
+    assert [(p["field"], p["values"]) for p in site.client.sent(GET)] == [("id", [2])]
     assert random_password() != random_password()
 
 

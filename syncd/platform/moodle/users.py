@@ -34,7 +34,12 @@ What the web services offer (recordings README §3-§5) and the decisions taken:
   ``auth_forcepasswordchange`` preference. A suspended new user takes one
   ``core_user_update_users`` more (create does not take ``suspended``). Custom profile
   fields go as ``customfields[i][type]`` (shortname) / ``[value]``; Moodle silently ignores
-  a shortname it does not have (§5.8).
+  a shortname it does not have (§5.8), and no service function lists the fields. So users
+  written with a non-empty profile value are read back (one look-up per ``lookup_size``
+  users): a field absent from the reply is remembered as unknown to the site
+  (``SiteCache.kept``) and the write refused, naming it; later rows with that field are
+  refused before anything is sent (the created users of the refused batch are deleted
+  again by the transaction's undo).
 - **Refusals**: Moodle checks usernames (``[a-z0-9_.@-]``, lower case), emails, langs,
   auth plugins, the password policy and uniqueness, and answers most of them with a bare
   "Invalid parameter value detected" (§2). That message is the row's reason, with the
@@ -76,6 +81,8 @@ UPDATE = "core_user_update_users"
 DELETE = "core_user_delete_users"
 #: kept site-cache entry: user id -> the password hash syncd last set for the user
 PASSWORDS = "moodle.user.passwords"
+#: kept site-cache entry: profile field shortnames this site turned out not to have
+UNKNOWN_FIELDS = "moodle.user.unknown_profile_fields"
 SITE_TIMEZONE = "99"
 #: text fields Moodle checks as PARAM_NOTAGS / PARAM_TEXT (tags make the call fail)
 TEXT_FIELDS = ("firstname", "lastname", "institution", "department", "city", "phone1", "phone2", "address",
@@ -214,6 +221,7 @@ class MoodleUsers:
                 self._update_chunks(suspended, lambda u: {"id": u.id, "suspended": 1}, passwords=False)
             if not self._ws.dry_run:
                 self._kept_passwords(chunk)
+                self._verify_profiles(chunk)
 
     def update(self, users: Sequence[UserRecord]) -> None:
         """Write these users by id: deletions as core_user_delete_users, the rest as updates."""
@@ -230,6 +238,8 @@ class MoodleUsers:
             self._check(user)
         if changed:
             self._update_chunks(changed, self._update_item, passwords=True)
+            if not self._ws.dry_run:
+                self._verify_profiles(changed)
         if gone:
             self._delete(gone)
 
@@ -275,9 +285,12 @@ class MoodleUsers:
         return item
 
     def _check(self, user: UserRecord) -> None:
-        """Refuse, before sending, what Moodle would refuse with no useful reason."""
+        """Refuse, before sending, what Moodle would refuse with no useful reason (or ignore)."""
         if not user.email:
             raise PlatformRefused(f"{PLATFORM}: {describe(user)} has no email address; Moodle requires one")
+        unknown = sorted(n for n, v in user.profile.items() if v and n in self._unknown_fields())
+        if unknown:
+            raise _no_such_fields(user, unknown)
         for name in TEXT_FIELDS:
             if _TAG.search(getattr(user, name)):
                 raise PlatformRefused(f"{PLATFORM}: {describe(user)}: {name} holds HTML tags, which Moodle's "
@@ -362,6 +375,23 @@ class MoodleUsers:
         if user.deleted:
             self._deleted.add(user.id)
 
+    def _unknown_fields(self) -> set[str]:
+        empty: set[str] = set()
+        return self._ws.cache.kept(UNKNOWN_FIELDS, lambda: empty)
+
+    def _verify_profiles(self, users: Sequence[UserRecord]) -> None:
+        """Read back the users given profile values; refuse (and remember) fields Moodle ignored."""
+        sent = {u.id: u for u in users if u.id is not None and any(u.profile.values())}
+        if not sent:
+            return
+        stored = {int(i["id"]): record_of(i).profile for i in self._lookup("id", sorted(sent))
+                  if isinstance(i, Mapping) and isinstance(i.get("id"), int)}
+        for user_id, user in sorted(sent.items()):
+            missing = sorted(n for n, v in user.profile.items() if v and n not in stored.get(user_id, {}))
+            if missing:
+                self._unknown_fields().update(missing)
+                raise _no_such_fields(user, missing)
+
     def _passwords(self) -> dict[int, str]:
         empty: dict[int, str] = {}
         return self._ws.cache.kept(PASSWORDS, lambda: empty)
@@ -383,3 +413,10 @@ class MoodleUsers:
                  for i in self._lookup("username", [str(c["username"]) for c in chunk])
                  if isinstance(i, dict) and isinstance(i.get("id"), int)}
         return [found.get(str(c["username"])) for c in chunk]
+
+
+def _no_such_fields(user: UserRecord, names: Sequence[str]) -> PlatformRefused:
+    fields = ", ".join(f"profile_field_{n}" for n in names)
+    return PlatformRefused(f"{PLATFORM}: {describe(user)}: {fields}: no such user profile field on this "
+                           "Moodle site (Moodle ignores it without a word); add it in Site administration > "
+                           "Users > User profile fields, or drop the column")
