@@ -10,7 +10,8 @@ test can check what a connector did without going through the web services::
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar
 
 from tests.moodle_fake.records import (
     ACTIVE,
@@ -25,11 +26,31 @@ from tests.moodle_fake.records import (
     Section,
     User,
 )
-from tests.moodle_fake.store import Store
+from tests.moodle_fake.store import IndexSpec, Store
+
+
+def _key_part(position: int) -> Callable[[Any, Any], Hashable]:
+    return lambda key, _row: key[position]
+
+
+def _field(name: str) -> Callable[[Any, Any], Hashable]:
+    return lambda _key, row: getattr(row, name)
 
 
 class SiteQueries(Store):
     """Look-ups over the tables (mixed into :class:`~tests.moodle_fake.site.Site`)."""
+
+    INDEXES: ClassVar[IndexSpec] = {
+        "users": {
+            **{name: _field(name) for name in ("id", "username", "idnumber", "email")},
+            "email_lower": lambda _key, row: row.email.lower(),
+        },
+        "enrolments": {"course": _field("courseid")},
+        "role_assignments": {"holder": lambda key, _row: (key[0], key[1])},
+        "group_members": {"group": _key_part(0)},
+        "grouping_groups": {"grouping": _key_part(0)},
+        "cohort_members": {"cohort": _key_part(0)},
+    }
 
     # -- users -----------------------------------------------------------------------------
 
@@ -57,13 +78,18 @@ class SiteQueries(Store):
         with self.lock:
             return {u.username: u for u in self.iter_rows("users") if not u.deleted}
 
+    def users_where(self, field: str, values: list[Any]) -> list[User]:
+        """The users (deleted too) whose ``field`` (an index of ``users``) is one of ``values``, by id."""
+        with self.lock:
+            keys = {key for value in values for key in self.keys_by("users", field, value)}
+            return sorted((self.tables["users"][key] for key in keys), key=lambda u: u.id)
+
     def _find_user(self, field: str, value: str) -> User | None:
         with self.lock:
-            for user in self.iter_rows("users"):
-                if not user.deleted and getattr(user, field) == value:
-                    found: User = user
-                    return found
-            return None
+            users = self.tables["users"]
+            live = [key for key in self.keys_by("users", field, value) if not users[key].deleted]
+            found: User | None = self.first("users", live)
+            return found
 
     # -- categories and courses ---------------------------------------------------------------
 
@@ -159,7 +185,8 @@ class SiteQueries(Store):
     def enrolments(self, courseid: int) -> dict[int, Enrolment]:
         """The manual enrolments of a course, by user id (status, timestart, timeend)."""
         with self.lock:
-            return {e.userid: e for e in self.iter_rows("enrolments") if e.courseid == courseid}
+            rows = self.tables["enrolments"]
+            return {rows[key].userid: rows[key] for key in self.keys_by("enrolments", "course", courseid)}
 
     def is_active(self, enrolment: Enrolment) -> bool:
         """Active now: status active, started, not ended, manual instance enabled."""
@@ -171,8 +198,7 @@ class SiteQueries(Store):
     def roles_at(self, contextid: int, userid: int) -> set[int]:
         """Role ids a user holds in exactly this context."""
         with self.lock:
-            return {key[2] for key in self.tables["role_assignments"]
-                    if key[0] == contextid and key[1] == userid}
+            return {key[2] for key in self.keys_by("role_assignments", "holder", (contextid, userid))}
 
     def roles_in_course(self, courseid: int, userid: int) -> set[int]:
         """Role ids a user holds in a course's context."""
@@ -209,7 +235,7 @@ class SiteQueries(Store):
     def group_members(self, groupid: int) -> set[int]:
         """User ids in a group."""
         with self.lock:
-            return {key[1] for key in self.tables["group_members"] if key[0] == groupid}
+            return {key[1] for key in self.keys_by("group_members", "group", groupid)}
 
     def groupings_of(self, courseid: int) -> list[Grouping]:
         """The groupings of a course, by name."""
@@ -220,7 +246,7 @@ class SiteQueries(Store):
     def grouping_groups(self, groupingid: int) -> set[int]:
         """Group ids in a grouping."""
         with self.lock:
-            return {key[1] for key in self.tables["grouping_groups"] if key[0] == groupingid}
+            return {key[1] for key in self.keys_by("grouping_groups", "grouping", groupingid)}
 
     def cohort(self, cohortid: int) -> Cohort | None:
         """A cohort, or None."""
@@ -237,7 +263,7 @@ class SiteQueries(Store):
     def cohort_members(self, cohortid: int) -> set[int]:
         """User ids in a cohort."""
         with self.lock:
-            return {key[1] for key in self.tables["cohort_members"] if key[0] == cohortid}
+            return {key[1] for key in self.keys_by("cohort_members", "cohort", cohortid)}
 
     def by_lastname(self, userids: set[int]) -> list[int]:
         """User ids ordered like Moodle's member lists: last name, first name."""

@@ -76,7 +76,7 @@ def password_matches(user: User, password: str) -> bool:
 def _email_taken(site: Site, email: str, but: int = 0) -> bool:
     """Case-insensitive, like Moodle's duplicate-email check (allowaccountssameemail=0)."""
     wanted = email.lower()
-    return any(u.email.lower() == wanted and u.id != but for u in site.iter_rows("users"))
+    return any(site.get("users", key).id != but for key in site.keys_by("users", "email_lower", wanted))
 
 
 def _policy_error(html: str) -> WsError:
@@ -155,7 +155,7 @@ def create_users(site: Site, cleaned: dict[str, Any]) -> list[dict[str, Any]]:
         for name in ("username", "firstname", "lastname"):
             if item[name].strip() == "":
                 raise invalid_parameter(f"The field {name} cannot be blank")
-        if any(u.username == item["username"] for u in site.iter_rows("users")):
+        if site.keys_by("users", "username", item["username"]):  # deleted users too
             raise invalid_parameter(f"Username already exists: {item['username']}")
         if item["lang"] not in site.langs:
             raise invalid_parameter(f"Invalid language code: {item['lang']}")
@@ -296,8 +296,7 @@ def get_users_by_field(site: Site, cleaned: dict[str, Any]) -> list[dict[str, An
         if not same:
             raise invalid_parameter(f"The field '{field}' value is invalid: {value}(cleaned value: {clean})")
         wanted.append(clean)
-    found = sorted((u for u in site.iter_rows("users") if getattr(u, field) in wanted), key=lambda u: u.id)
-    return [user_details(site, user) for user in found]
+    return [user_details(site, user) for user in site.users_where(field, wanted)]
 
 
 # -- core_webservice_get_site_info -----------------------------------------------------------------
