@@ -42,9 +42,10 @@ def test_users_file_rows_are_applied_or_refused_one_by_one(tmp_path: Path) -> No
         assert lines[2].startswith("error: moodle: Passwords must be at least 8 characters long")
         assert "'weak'" in lines[2]
         assert "abc" not in lines[2]
-        # zoe's update and eve's delete were committed in the refused first attempt: their lines
-        # read 'unchanged' / 'no such user' (README Moodle, Known limits; strict xfail in
-        # test_moodle_core_rows); Moodle's state below is what the file says
+        # zoe's update, committed by the refused first attempt, was undone before the retry; eve's
+        # delete cannot be: her line reads 'no such user' (README Moodle, Known limits; strict
+        # xfail in test_moodle_core_rows); Moodle's state below is what the file says
+        assert lines[3].startswith("updated: user 'zoe'") and "city" in lines[3]
         assert lines[4] == "created: user 'carl'"
         assert site.user_by_username("bob") is None and site.user_by_username("weak") is None
         anna, zoe, carl = (site.user_by_username(n) for n in ("anna", "zoe", "carl"))

@@ -63,6 +63,7 @@ What the web services offer (recordings README §3-§5) and the decisions taken:
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import secrets
@@ -165,6 +166,7 @@ class MoodleUsers:
         self._ws = ws
         self._deleted: set[int] = set()  # deleted users this transaction has read
         self._profiles: dict[int, dict[str, str]] = {}  # profile as read, to clear removed fields
+        self._before: dict[int, UserRecord] = {}  # as first read in this transaction (for the undo)
 
     # -- reads ------------------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class MoodleUsers:
                     or (user.email or "").lower() in wanted_emails):
                 users.append(user)
                 self._remember(user)
+                if user.id is not None:  # a copy: the processor changes the records it gets
+                    self._before.setdefault(user.id, dataclasses.replace(user, profile=dict(user.profile)))
         return users
 
     def deleted(self, user_ids: Collection[int]) -> set[int]:
@@ -237,6 +241,7 @@ class MoodleUsers:
         for user in changed:
             self._check(user)
         if changed:
+            self._undo_later(changed)
             self._update_chunks(changed, self._update_item, passwords=True)
             if not self._ws.dry_run:
                 self._verify_profiles(changed)
@@ -283,6 +288,21 @@ class MoodleUsers:
             item["password"] = random_password()  # *NOPASS* on a user syncd gave a password
         item["customfields"] = self._custom(user)
         return item
+
+    def _undo_later(self, users: Sequence[UserRecord]) -> None:
+        """If the transaction fails, these users get the fields they were read with again
+        (not a password: Moodle shows none; registered before sending: a restore of a user
+        the update did not reach changes nothing)."""
+        restore = []
+        for user in users:
+            before = self._before.get(user.id) if user.id is not None else None
+            if before is None:
+                continue
+            names = sorted(set(before.profile) | set(user.profile))
+            restore.append({"id": before.id, **self._fields(before), "suspended": int(before.suspended),
+                            "customfields": [{"type": n, "value": before.profile.get(n, "")} for n in names]})
+        if restore:
+            self._ws.undo_later(UPDATE, {"users": restore})
 
     def _check(self, user: UserRecord) -> None:
         """Refuse, before sending, what Moodle would refuse with no useful reason (or ignore)."""
