@@ -234,3 +234,20 @@ def test_course_delete_and_a_courses_dry_run(tmp_path: Path) -> None:
     assert {name for name, _ in site.client.calls} <= {"core_course_get_courses_by_field",
                                                         "core_course_get_categories"}
     assert site.course("D1") is None and len(site.categories) == 1
+
+
+def test_a_course_updated_by_a_refused_attempt_gets_its_fields_back_before_the_retry(tmp_path: Path) -> None:
+    """A new course with a topic Moodle cannot write fails the batch after the update of another
+    course was sent: that course gets the fields it was read with again, so the retried row says
+    'updated' (not 'unchanged') and the failing row's new course is deleted again."""
+    site = CoreSite()
+    site.add_course("OLD", fullname="Old name")
+    csv = "shortname,fullname,topic1\nOLD,New name,\nNEW,New course,Intro|Hello\n"
+    lines = outcomes(run(CorePlatform(site), "courses", csv, tmp_path, update=True))
+    assert lines[0] == "updated: course 'OLD': fullname"
+    assert lines[1].startswith("error: not supported on moodle: writing course sections")
+    old = site.course("OLD")
+    assert old is not None and old["fullname"] == "New name" and site.course("NEW") is None
+    restores = [p["courses"] for p in site.client.sent("core_course_update_courses")
+                if p["courses"][0]["fullname"] == "Old name"]
+    assert len(restores) == 1

@@ -20,13 +20,13 @@ Rules every repository follows through :class:`Ws`:
 - **Undo**: Moodle has no rollback across calls, so when a transaction fails (a later
   call of the batch was refused), what it did that has an exact inverse is undone
   (:meth:`Ws.undo`, newest first, best effort, logged): users, courses, groups and
-  cohorts it created are deleted, users it updated get their fields as read back (not a
-  password), new manual enrolments unenrolled, role assignments and group memberships it
-  added or removed put back. The runner then applies the batch again in halves and those
-  rows do it anew and say so, instead of reading it back as already there. Categories and
-  groupings cannot be deleted through the service: they stay, and the retry finds and
-  reuses them. Deletes, course and cohort updates, re-enrolments and cohort memberships
-  committed by the failed attempt stay applied (README "Moodle").
+  cohorts it created are deleted, users and courses it updated get their fields as read
+  back (not a password), new manual enrolments unenrolled, role assignments and group
+  memberships it added or removed put back. The runner then applies the batch again in
+  halves and those rows do it anew and say so, instead of reading it back as already
+  there. Categories and groupings cannot be deleted through the service: they stay, and
+  the retry finds and reuses them. Deletes, cohort updates, re-enrolments and cohort
+  memberships committed by the failed attempt stay applied (README "Moodle").
 - **Dry run** (``transaction(rollback=True)``): reads go to Moodle, writes are not sent;
   created records get negative ids (``-1``, ``-2``…) so the rest of the batch can refer to
   them, and look-ups by a negative id find nothing.

@@ -209,6 +209,7 @@ class MoodleCourses:
         self._categories = MoodleCategories(ws)
         self._sections: dict[int, dict[int, SectionRecord]] = {}  # read in this transaction
         self._fresh: set[int] = set()  # created in this transaction: a blank section 0 only
+        self._before: dict[int, CourseRecord] = {}  # as first read in this transaction (for the undo)
 
     # -- courses ----------------------------------------------------------------------
 
@@ -232,8 +233,12 @@ class MoodleCourses:
             replies = self._ws.read_all(GET, [{"field": f, "value": v} for f, v in missing])
         for course in (self._take(i) for reply in replies for i in _courses(reply)):
             found[course.id] = course
-        return [c for _, c in sorted(found.items())
-                if c.shortname in names or (c.idnumber or "") in numbers or c.id in wanted_ids]
+        courses = [c for _, c in sorted(found.items())
+                   if c.shortname in names or (c.idnumber or "") in numbers or c.id in wanted_ids]
+        for course in courses:  # copies: the processor changes the records it gets
+            if course.id is not None:
+                self._before.setdefault(course.id, dataclasses.replace(course))
+        return courses
 
     def add(self, courses: Sequence[CourseRecord]) -> None:
         """Create courses (chunks of batch_size, whole-batch calls) and set their ids."""
@@ -265,6 +270,10 @@ class MoodleCourses:
                     "not sent (Moodle would take the course out of every category before refusing)")
         if not real or self._ws.dry_run:
             return
+        restore = [{"id": b.id, **self._fields(b)} for c in real
+                   if c.id is not None and (b := self._before.get(c.id)) is not None]
+        if restore:  # the transaction fails: these courses get their fields as read back
+            self._ws.undo_later(UPDATE, {"courses": restore})
         for chunk in chunked(real, self._ws.batch_size):
             try:
                 items = [{"id": c.id, **self._fields(c)} for c in chunk]
