@@ -29,10 +29,15 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+from tests.moodle_fake.errors import WsError
+from tests.moodle_fake.phpform import decode_form
+from tests.moodle_fake.site import Site
+from tests.moodle_fake.wsfunctions import FUNCTIONS
 
 #: the recorded exchanges: ``../shared/moodle-ws`` beside the repository
 RECORDINGS = Path(__file__).resolve().parents[3] / "shared" / "moodle-ws"
@@ -201,3 +206,23 @@ class Replayer:
 def _digitless(text: str) -> str:
     return re.sub(r"[0-9]+", "#", text)
 
+
+def load_files(names: Sequence[str], folder: Path = RECORDINGS) -> list[dict[str, Any]]:
+    """The exchanges of the files ``<folder>/<name>.json``, in ``names`` order, each with its
+    file's name as ``file``."""
+    return [{**ex, "file": name} for name in names for ex in load(folder / f"{name}.json")]
+
+
+def run_function(site: Site, function: str, params: dict[str, Any]) -> Any:
+    """Call one function of the fake directly, without HTTP (a WsError raises)."""
+    return FUNCTIONS[function].call(site, params)
+
+
+def direct_reply(site: Site, request: Mapping[str, str], *, debug: bool = False) -> Any:
+    """The reply body of a recorded flat request run directly on ``site`` (the error body for a
+    WsError, with ``debuginfo`` when ``debug``)."""
+    form = decode_form((k, v) for k, v in request.items() if k not in ("wsfunction", "moodlewsrestformat"))
+    try:
+        return run_function(site, request["wsfunction"], form)
+    except WsError as err:
+        return err.body(debug)

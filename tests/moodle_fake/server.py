@@ -34,7 +34,6 @@ from tests.moodle_fake import ws_files
 from tests.moodle_fake.errors import MISSING_RECORD, WsError, invalid_parameter, moodle_error
 from tests.moodle_fake.phpform import decode_form, parse_multipart, to_plain
 from tests.moodle_fake.render import json_body, xml_body, xml_error
-from tests.moodle_fake.schema import validate_params
 from tests.moodle_fake.site import Site
 from tests.moodle_fake.wsfunctions import FUNCTIONS, MOODLE_FUNCTIONS, SERVICE_FUNCTIONS
 
@@ -258,17 +257,7 @@ class FakeMoodle:
             self.problems.append(f"{function}: offered by the service but not implemented by the fake")
             raise WsError("fake_not_implemented", "fakenotimplemented",
                           f"The fake Moodle does not implement {function}")
-        site = self.site
-        with site.lock:
-            cleaned = validate_params(wsfunction.params, form)
-            site.begin()
-            try:
-                return wsfunction.run(site, cleaned)
-            except BaseException:
-                site.rollback_to(0)
-                raise
-            finally:
-                site.end()
+        return wsfunction.call(self.site, form)
 
     def handle_upload(self, content_type: str, body: bytes, query: list[tuple[str, str]],
                       wait: Callable[[float], None]) -> _Reply:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.moodle_fake.schema import Single
+from tests.moodle_fake.schema import Single, validate_params
 
 if TYPE_CHECKING:
     from tests.moodle_fake.site import Site
@@ -34,3 +34,17 @@ class WsFunction:
     name: str
     params: Single
     run: Run
+
+    def call(self, site: Site, params: dict[str, Any]) -> Any:
+        """Run as the server does: under the lock, validated, in the call's transaction (rolled
+        back when ``run`` raises)."""
+        with site.lock:
+            cleaned = validate_params(self.params, params)
+            site.begin()
+            try:
+                return self.run(site, cleaned)
+            except BaseException:
+                site.rollback_to(0)
+                raise
+            finally:
+                site.end()

@@ -8,23 +8,25 @@ must carry the debuginfo of the ``debuginfo/`` twin. Then the batch semantics of
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.moodle_fake import FakeMoodle
 from tests.moodle_fake.errors import WsError
-from tests.moodle_fake.phpform import decode_form
-from tests.moodle_fake.replay import ID_KEYS, LOOSE_KEYS, RECORDINGS, Replayer
-from tests.moodle_fake.schema import validate_params
+from tests.moodle_fake.replay import (
+    ID_KEYS,
+    LOOSE_KEYS,
+    RECORDINGS,
+    Replayer,
+    direct_reply,
+    load_files,
+    run_function,
+)
 from tests.moodle_fake.site import Site
-from tests.moodle_fake.ws_cohorts import FUNCTIONS
 
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason=f"no Moodle recordings at {RECORDINGS}")
 
-BY_NAME = {f.name: f for f in FUNCTIONS}
 #: the recording files in the order the recording script ran them (each read-back follows its writes)
 ORDER = ("core_cohort_create_cohorts", "core_cohort_get_cohorts", "core_cohort_search_cohorts",
          "core_cohort_update_cohorts", "core_cohort_add_cohort_members", "core_cohort_delete_cohort_members",
@@ -33,28 +35,8 @@ ZOE, FRANCOIS, ANAIS, LEA, NOE = 16487, 16488, 16489, 16492, 16493
 FAC_ST_CONTEXT = 16725
 
 
-def call(site: Site, function: str, params: dict[str, Any]) -> Any:
-    """Run one function as the server does (validate, begin, run, end; a WsError rolls back)."""
-    fn = BY_NAME[function]
-    with site.lock:
-        cleaned = validate_params(fn.params, params)
-        site.begin()
-        try:
-            return fn.run(site, cleaned)
-        except WsError:
-            site.rollback_to(0)
-            raise
-        finally:
-            site.end()
 
 
-def outcome(site: Site, request: dict[str, str], debug: bool = False) -> Any:
-    """The reply body of a recorded flat request (the error body for a WsError)."""
-    form = decode_form((k, v) for k, v in request.items() if k not in ("wsfunction", "moodlewsrestformat"))
-    try:
-        return call(site, request["wsfunction"], form)
-    except WsError as err:
-        return err.body(debug)
 
 
 def seeded() -> Site:
@@ -72,10 +54,6 @@ def seeded() -> Site:
     return site
 
 
-def exchanges(folder: Path) -> list[dict[str, Any]]:
-    """The exchanges of the cohort files, in :data:`ORDER`, each with its file's name as ``file``."""
-    return [{**ex, "file": name} for name in ORDER
-            for ex in json.loads((folder / f"{name}.json").read_text())]
 
 
 def members(cohortid: int, userid: int) -> dict[str, Any]:
@@ -87,19 +65,20 @@ def members(cohortid: int, userid: int) -> dict[str, Any]:
 def test_every_recorded_cohort_exchange_replays_with_the_recorded_reply() -> None:
     """Replayed in order, each recorded cohort call gets the recorded reply or error body, ids included."""
     site = seeded()
-    replayed = exchanges(RECORDINGS)
+    replayed = load_files(ORDER)
     assert len(replayed) >= 45
     for ex in replayed:
-        assert outcome(site, ex["request"]) == ex["response"], ex["title"]
+        assert direct_reply(site, ex["request"]) == ex["response"], ex["title"]
 
 
 def test_recorded_errors_carry_the_debuginfo_of_the_debug_run() -> None:
     """With debugging on, each recorded error carries the debug run's debuginfo (same file and title)."""
-    debug_bodies = {(ex["file"], ex["title"]): ex["response"] for ex in exchanges(RECORDINGS / "debuginfo")}
+    debug_run = load_files(ORDER, RECORDINGS / "debuginfo")
+    debug_bodies = {(ex["file"], ex["title"]): ex["response"] for ex in debug_run}
     site = seeded()
     errors = 0
-    for ex in exchanges(RECORDINGS):
-        body = outcome(site, ex["request"], debug=True)
+    for ex in load_files(ORDER):
+        body = direct_reply(site, ex["request"], debug=True)
         if isinstance(body, dict) and "exception" in body:
             errors += 1
             assert body == debug_bodies[ex["file"], ex["title"]], ex["title"]
@@ -136,7 +115,7 @@ def test_create_cohorts_failing_item_rolls_back_the_whole_batch() -> None:
     batch = {"cohorts": {"0": {"categorytype": system, "name": "P27", "idnumber": "PROMO-2027"},
                          "1": {"categorytype": system, "name": "Dup", "idnumber": "coh1795313994"}}}
     with pytest.raises(WsError) as caught:
-        call(site, "core_cohort_create_cohorts", batch)
+        run_function(site, "core_cohort_create_cohorts", batch)
     assert caught.value.debuginfo == "record already exists: idnumber=coh1795313994"
     assert site.snapshot() == before
 
@@ -147,7 +126,7 @@ def test_update_cohorts_keeps_fields_left_out_and_allows_a_duplicate_idnumber() 
     other = site.add_cohort("Other", "OTHER", description="kept", visible=False)
     item = {"id": str(other), "categorytype": {"type": "idnumber", "value": "FAC-ST"}, "name": "Renamed",
             "idnumber": "coh1795313994"}
-    assert call(site, "core_cohort_update_cohorts", {"cohorts": {"0": item}}) is None
+    assert run_function(site, "core_cohort_update_cohorts", {"cohorts": {"0": item}}) is None
     cohort = site.cohort(other)
     assert cohort is not None
     assert (cohort.name, cohort.idnumber, cohort.description, cohort.visible, cohort.contextid) == (
@@ -163,7 +142,7 @@ def test_add_cohort_members_applies_good_items_and_warns_for_the_others() -> Non
                                "usertype": {"type": "email", "value": "anais.muller@univ-exemple.fr"}},
                          "4": {"cohorttype": {"type": "idnumber", "value": "coh1795313994"},
                                "usertype": {"type": "username", "value": "anais.muller"}}}}
-    reply = call(site, "core_cohort_add_cohort_members", batch)
+    reply = run_function(site, "core_cohort_add_cohort_members", batch)
     assert [w["warningcode"] for w in reply["warnings"]] == ["2", "3", "1"]
     assert site.cohort_members(1) == {ZOE, FRANCOIS, ANAIS}
 
@@ -175,9 +154,9 @@ def test_delete_cohort_members_rolls_back_and_ignores_non_members() -> None:
     batch = {"members": {"0": {"cohortid": "1", "userid": str(ZOE)},
                          "1": {"cohortid": "999999", "userid": "1"}}}
     with pytest.raises(WsError):
-        call(site, "core_cohort_delete_cohort_members", batch)
+        run_function(site, "core_cohort_delete_cohort_members", batch)
     assert site.cohort_members(1) == {ZOE}
-    assert call(site, "core_cohort_delete_cohort_members",
+    assert run_function(site, "core_cohort_delete_cohort_members",
                 {"members": {"0": {"cohortid": "1", "userid": str(LEA)}}}) is None
     assert site.cohort_members(1) == {ZOE}
 
@@ -187,10 +166,10 @@ def test_delete_cohorts_takes_members_and_rolls_back_on_unknown_id() -> None:
     site = seeded()
     site.add_cohort_member(1, ZOE)
     with pytest.raises(WsError) as caught:
-        call(site, "core_cohort_delete_cohorts", {"cohortids": {"0": "1", "1": "999998"}})
+        run_function(site, "core_cohort_delete_cohorts", {"cohortids": {"0": "1", "1": "999998"}})
     assert caught.value.errorcode == "invalidrecord"
     assert site.cohort(1) is not None and site.cohort_members(1) == {ZOE}
-    assert call(site, "core_cohort_delete_cohorts", {"cohortids": {"0": "1"}}) is None
+    assert run_function(site, "core_cohort_delete_cohorts", {"cohortids": {"0": "1"}}) is None
     assert site.cohort(1) is None and site.cohort_members(1) == set()
 
 
@@ -199,10 +178,10 @@ def test_get_cohort_members_orders_by_last_name_and_refuses_unknown_cohorts() ->
     site = seeded()
     for userid in (FRANCOIS, ZOE, NOE):
         site.add_cohort_member(1, userid)
-    assert call(site, "core_cohort_get_cohort_members", {"cohortids": {"0": "1"}}) == [
+    assert run_function(site, "core_cohort_get_cohort_members", {"cohortids": {"0": "1"}}) == [
         {"cohortid": 1, "userids": [NOE, ZOE, FRANCOIS]}]
     with pytest.raises(WsError) as caught:
-        call(site, "core_cohort_get_cohort_members", {"cohortids": {"0": "1", "1": "999999"}})
+        run_function(site, "core_cohort_get_cohort_members", {"cohortids": {"0": "1", "1": "999999"}})
     assert caught.value.errorcode == "invalidrecord"
 
 
@@ -213,17 +192,17 @@ def test_search_cohorts_pages_and_reaches_category_cohorts_from_below() -> None:
         site.add_cohort(f"Group {n:02d}", f"G{n:02d}")
     site.add_cohort("In FAC-ST", "IN-ST", contextid=FAC_ST_CONTEXT)
     system = {"contextlevel": "system", "instanceid": "0"}
-    default = call(site, "core_cohort_search_cohorts",
+    default = run_function(site, "core_cohort_search_cohorts",
                    {"query": "group", "context": system, "includes": "all"})
-    everything = call(site, "core_cohort_search_cohorts",
+    everything = run_function(site, "core_cohort_search_cohorts",
                       {"query": "group", "context": system, "includes": "all", "limitnum": "0"})
     assert len(default["cohorts"]) == 25 and len(everything["cohorts"]) == 30
     assert [c["name"] for c in everything["cohorts"]] == [f"Group {n:02d}" for n in range(30)]
-    below = call(site, "core_cohort_search_cohorts", {
+    below = run_function(site, "core_cohort_search_cohorts", {
         "query": "IN-ST", "context": {"contextlevel": "coursecat", "instanceid": "76"},
         "includes": "parents"})
     assert [c["idnumber"] for c in below["cohorts"]] == ["IN-ST"]
-    from_system = call(site, "core_cohort_search_cohorts",
+    from_system = run_function(site, "core_cohort_search_cohorts",
                        {"query": "IN-ST", "context": system, "includes": "parents"})
     assert from_system == {"cohorts": []}
 
@@ -235,7 +214,7 @@ def test_search_cohorts_refuses_a_missing_or_unknown_context() -> None:
     for context in ({}, {"contextlevel": "faculty", "instanceid": "1"}, {"contextlevel": "coursecat",
                                                                           "instanceid": "999999"}):
         with pytest.raises(WsError) as caught:
-            call(site, "core_cohort_search_cohorts", {"query": "", "context": context})
+            run_function(site, "core_cohort_search_cohorts", {"query": "", "context": context})
         reasons.append(caught.value.debuginfo)
     assert reasons == [
         "Missing parameters, please provide either context level with instance id or contextid",

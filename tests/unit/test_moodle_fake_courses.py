@@ -5,46 +5,20 @@ the same keys and the values the test can know)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from tests.moodle_fake.errors import WsError
-from tests.moodle_fake.phpform import decode_form
-from tests.moodle_fake.replay import RECORDINGS
-from tests.moodle_fake.schema import validate_params
+from tests.moodle_fake.replay import RECORDINGS, direct_reply, load
 from tests.moodle_fake.site import Site
-from tests.moodle_fake.ws_courses import FUNCTIONS
 
-BY_NAME = {f.name: f for f in FUNCTIONS}
 VOLATILE = {"timemodified", "timecreated", "cacherev", "sortorder", "courseimage", "contextid", "instance"}
 
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="no Moodle recordings")
 
 
-def call(site: Site, request: dict[str, str]) -> Any:
-    """Run one recorded request as the server does (validate, transaction, error body on WsError)."""
-    form = decode_form(request.items())
-    function = BY_NAME[form.pop("wsfunction")]
-    form.pop("moodlewsrestformat", None)
-    with site.lock:
-        try:
-            cleaned = validate_params(function.params, form)
-            site.begin()
-            reply = function.run(site, cleaned)
-        except WsError as err:
-            site.rollback_to(0)
-            site.end()
-            return err.body()
-        site.end()
-        return reply
 
 
-def exchanges(name: str) -> list[dict[str, Any]]:
-    """The exchanges of a recording file, in order."""
-    found: list[dict[str, Any]] = json.loads((RECORDINGS / f"{name}.json").read_text())
-    return found
 
 
 def stable(value: Any) -> Any:
@@ -58,11 +32,11 @@ def stable(value: Any) -> Any:
 
 def replay(site: Site, name: str, exact: bool = True) -> int:
     """Replay every exchange of a file in order; check each reply; how many were checked."""
-    for exchange in exchanges(name):
-        got = call(site, exchange["request"])
+    for exchange in load(f"{name}.json"):
+        got = direct_reply(site, exchange["request"])
         want = exchange["response"]
         assert stable(got) == stable(want) if exact else _same_shape(got, want), exchange["title"]
-    return len(exchanges(name))
+    return len(load(f"{name}.json"))
 
 
 def _same_shape(got: Any, want: Any) -> bool:
@@ -94,7 +68,7 @@ def course_site() -> Site:
     site.add_category("Licence 3 — Parcours Énergies renouvelables", parent=ge, idnumber="FAC-ST-GE-L3")
     assert letters == 76
     site.set_next_id("courses", 64)
-    call(site, exchanges("core_course_create_courses")[0]["request"])
+    direct_reply(site, load("core_course_create_courses.json")[0]["request"])
     return site
 
 
@@ -127,9 +101,9 @@ def test_get_courses_by_field_replays_the_recording() -> None:
         "LLSH-ATEL-01", fullname="Atelier d’écriture créative", category=76, id=66, idnumber="2026-LLSH-ATEL"
     )
     site.add_course("ECO-FMT-X", fullname="Cours au format inconnu", category=78, id=67, format="inexistant")
-    records = {e["title"]: e for e in exchanges("core_course_get_courses_by_field")}
+    records = {e["title"]: e for e in load("core_course_get_courses_by_field.json")}
     for title, exchange in records.items():
-        got, want = call(site, exchange["request"]), exchange["response"]
+        got, want = direct_reply(site, exchange["request"]), exchange["response"]
         if "exception" in want or not want["courses"] or title.startswith("no field"):
             if "exception" in want:
                 assert got == want, title
@@ -138,10 +112,10 @@ def test_get_courses_by_field_replays_the_recording() -> None:
         assert stable(got["courses"][0]) == stable(want["courses"][0]) or _differs_only_in_updates(
             got, want
         ), title
-    eco = call(site, {"wsfunction": "core_course_get_courses_by_field", "field": "id", "value": "65"})
+    eco = direct_reply(site, {"wsfunction": "core_course_get_courses_by_field", "field": "id", "value": "65"})
     assert eco["courses"][0]["fullname"] == "Électronique de puissance &amp; énergies renouvelables"
     site.set_manual_instance(65, False)
-    eco = call(site, {"wsfunction": "core_course_get_courses_by_field", "field": "id", "value": "65"})
+    eco = direct_reply(site, {"wsfunction": "core_course_get_courses_by_field", "field": "id", "value": "65"})
     assert eco["courses"][0]["enrollmentmethods"] == []
 
 
@@ -199,10 +173,10 @@ def test_get_contents_import_and_duplicate_replay_the_recording() -> None:
     _content_source(site)
     site.add_course("LLSH-ATEL-01", category=76, id=66, sections=1)
     site.add_module(66, 1, "page", "Old page")
-    for exchange in exchanges("core_course_get_contents"):
-        assert _same_shape(call(site, exchange["request"]), exchange["response"]), exchange["title"]
-    for exchange in exchanges("core_course_import_course"):
-        got, want = call(site, exchange["request"]), exchange["response"]
+    for exchange in load("core_course_get_contents.json"):
+        assert _same_shape(direct_reply(site, exchange["request"]), exchange["response"]), exchange["title"]
+    for exchange in load("core_course_import_course.json"):
+        got, want = direct_reply(site, exchange["request"]), exchange["response"]
         if exchange["request"]["wsfunction"] == "core_course_import_course":
             assert got == want, exchange["title"]
         else:
@@ -213,8 +187,8 @@ def test_get_contents_import_and_duplicate_replay_the_recording() -> None:
         "Données INSEE (lien externe)",
     ]
     site.set_next_id("courses", 69)
-    for exchange in exchanges("core_course_duplicate_course"):
-        got, want = call(site, exchange["request"]), exchange["response"]
+    for exchange in load("core_course_duplicate_course.json"):
+        got, want = direct_reply(site, exchange["request"]), exchange["response"]
         if exchange["request"]["wsfunction"] == "core_course_get_contents":  # section ids are the site's
             assert [(s["section"], s["name"], s["summary"]) for s in got] == [
                 (s["section"], s["name"], s["summary"]) for s in want
@@ -227,10 +201,11 @@ def test_names_are_html_escaped_and_a_failed_batch_leaves_nothing() -> None:
     """A bare & comes back as &amp; (an entity is kept); a 2-course batch whose 2nd item fails keeps
     neither course."""
     site = course_site()
-    reply = call(site, {"wsfunction": "core_course_create_categories", "categories[0][name]": "R&D &amp; co"})
+    reply = direct_reply(site, {"wsfunction": "core_course_create_categories",
+                                "categories[0][name]": "R&D &amp; co"})
     assert reply[0]["name"] == "R&amp;D &amp; co"
     before = site.snapshot()["courses"]
-    failed = call(
+    failed = direct_reply(
         site,
         {
             "wsfunction": "core_course_create_courses",

@@ -5,20 +5,12 @@ site seeded with the recorded users and courses: every reply equals the recorded
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
-from tests.moodle_fake.errors import WsError
-from tests.moodle_fake.phpform import decode_form
 from tests.moodle_fake.records import SUSPENDED
-from tests.moodle_fake.replay import RECORDINGS
-from tests.moodle_fake.schema import validate_params
+from tests.moodle_fake.replay import RECORDINGS, direct_reply, load
 from tests.moodle_fake.site import Site
-from tests.moodle_fake.ws_enrol import FUNCTIONS
 
-BY_NAME = {f.name: f for f in FUNCTIONS}
 NOW = 1795315200  # the recordings' time: the enrolments starting 1788213600 have started
 USERS = {  # id: username, firstname, lastname, email, department, institution, idnumber, city, country
     16487: (
@@ -83,35 +75,15 @@ USERS = {  # id: username, firstname, lastname, email, department, institution, 
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="no Moodle recordings")
 
 
-def call(site: Site, request: dict[str, str]) -> Any:
-    """Run one request as the server does (validate, transaction, error body on WsError)."""
-    form = decode_form(request.items())
-    function = BY_NAME[form.pop("wsfunction")]
-    form.pop("moodlewsrestformat", None)
-    with site.lock:
-        try:
-            cleaned = validate_params(function.params, form)
-            site.begin()
-            reply = function.run(site, cleaned)
-        except WsError as err:
-            site.rollback_to(0)
-            site.end()
-            return err.body()
-        site.end()
-        return reply
 
 
-def exchanges(name: str) -> list[dict[str, Any]]:
-    """The exchanges of a recording file, in order."""
-    found: list[dict[str, Any]] = json.loads((RECORDINGS / f"{name}.json").read_text())
-    return found
 
 
 def replay(site: Site, name: str) -> int:
     """Replay a file in order; every reply must equal the recorded one; how many exchanges."""
-    for exchange in exchanges(name):
-        assert call(site, exchange["request"]) == exchange["response"], exchange["title"]
-    return len(exchanges(name))
+    for exchange in load(f"{name}.json"):
+        assert direct_reply(site, exchange["request"]) == exchange["response"], exchange["title"]
+    return len(load(f"{name}.json"))
 
 
 def recorded_site() -> Site:
@@ -160,8 +132,8 @@ def test_failed_batches_leave_nothing() -> None:
         ("core_role_assign_roles", "failure in a batch"),
         ("enrol_manual_unenrol_users", "failure in a batch"),
     ):
-        exchange = next(e for e in exchanges(name) if e["title"].startswith(title))
-        assert "exception" in call(site, exchange["request"])
+        exchange = next(e for e in load(f"{name}.json") if e["title"].startswith(title))
+        assert "exception" in direct_reply(site, exchange["request"])
     assert site.snapshot() == before
 
 
@@ -175,9 +147,9 @@ def test_welcome_message_error_comes_after_the_commit() -> None:
         "enrolments[0][userid]": "16487",
         "enrolments[0][courseid]": "64",
     }
-    assert call(site, enrol) is None  # no contact yet
+    assert direct_reply(site, enrol) is None  # no contact yet
     site.enrol(16491, 64, 3)
-    reply = call(site, {**enrol, "enrolments[0][userid]": "16488", "enrolments[0][suspend]": "1"})
+    reply = direct_reply(site, {**enrol, "enrolments[0][userid]": "16488", "enrolments[0][suspend]": "1"})
     assert reply == {
         "exception": "core\\exception\\moodle_exception",
         "errorcode": "Message was not sent.",
@@ -186,10 +158,10 @@ def test_welcome_message_error_comes_after_the_commit() -> None:
     assert site.enrolments(64)[16488].status == SUSPENDED
     assert site.roles_in_course(64, 16488) == {5}
     site.welcome_message_fails = False
-    assert call(site, {**enrol, "enrolments[0][userid]": "16489"}) is None
+    assert direct_reply(site, {**enrol, "enrolments[0][userid]": "16489"}) is None
     site.welcome_message_fails = True
     site.set_manual_instance(64, True, welcome=False)
-    assert call(site, {**enrol, "enrolments[0][userid]": "16490"}) is None
+    assert direct_reply(site, {**enrol, "enrolments[0][userid]": "16490"}) is None
 
 
 def test_enrolled_users_show_groups_and_roles_as_the_connector_asks() -> None:
@@ -207,7 +179,7 @@ def test_enrolled_users_show_groups_and_roles_as_the_connector_asks() -> None:
         "options[0][name]": "userfields",
         "options[0][value]": "id,roles,groups",
     }
-    reply = call(site, base)
+    reply = direct_reply(site, base)
     assert [u["id"] for u in reply] == [16487, 16488, 16489]
     assert reply[0] == {
         "id": 16487,
@@ -215,7 +187,7 @@ def test_enrolled_users_show_groups_and_roles_as_the_connector_asks() -> None:
         "groups": [{"id": group, "name": "TD & co", "description": "", "descriptionformat": 1}],
         "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
     }
-    active = call(site, {**base, "options[1][name]": "onlyactive", "options[1][value]": "1"})
+    active = direct_reply(site, {**base, "options[1][name]": "onlyactive", "options[1][value]": "1"})
     assert [u["id"] for u in active] == [16487]
 
 
@@ -230,7 +202,7 @@ def test_unassign_takes_the_array_named_unassignments() -> None:
         "assignments[0][contextlevel]": "coursecat",
         "assignments[0][instanceid]": "75",
     }
-    assert call(site, wrong)["errorcode"] == "invalidparameter"
+    assert direct_reply(site, wrong)["errorcode"] == "invalidparameter"
     right = {k.replace("assignments", "unassignments"): v for k, v in wrong.items()}
-    assert call(site, right) is None
+    assert direct_reply(site, right) is None
     assert site.roles_at(site.context_id(40, 75) or 0, 16492) == set()

@@ -8,23 +8,23 @@ error body) must be the recorded one, and with debugging on the error must carry
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from tests.moodle_fake import FakeMoodle
 from tests.moodle_fake.errors import WsError
-from tests.moodle_fake.phpform import decode_form
-from tests.moodle_fake.replay import ID_KEYS, LOOSE_KEYS, RECORDINGS, Replayer
-from tests.moodle_fake.schema import validate_params
+from tests.moodle_fake.replay import (
+    ID_KEYS,
+    LOOSE_KEYS,
+    RECORDINGS,
+    Replayer,
+    direct_reply,
+    load_files,
+    run_function,
+)
 from tests.moodle_fake.site import Site
-from tests.moodle_fake.ws_groups import FUNCTIONS
 
 pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason=f"no Moodle recordings at {RECORDINGS}")
 
-BY_NAME = {f.name: f for f in FUNCTIONS}
 #: the recording files in the order the recording script ran them (each read-back follows its writes)
 ORDER = ("core_group_create_groups", "core_group_get_course_groups", "core_group_create_groupings",
          "core_group_get_course_groupings", "core_group_add_group_members", "core_group_assign_grouping",
@@ -33,28 +33,8 @@ COURSE, EMPTY_COURSE = 64, 66
 ZOE, FRANCOIS, OSCAR, CHLOE, LEA = 16487, 16488, 16490, 16491, 16492
 
 
-def call(site: Site, function: str, params: dict[str, Any]) -> Any:
-    """Run one function as the server does (validate, begin, run, end; a WsError rolls back)."""
-    fn = BY_NAME[function]
-    with site.lock:
-        cleaned = validate_params(fn.params, params)
-        site.begin()
-        try:
-            return fn.run(site, cleaned)
-        except WsError:
-            site.rollback_to(0)
-            raise
-        finally:
-            site.end()
 
 
-def outcome(site: Site, request: dict[str, str], debug: bool = False) -> Any:
-    """The reply body of a recorded flat request (the error body for a WsError)."""
-    form = decode_form((k, v) for k, v in request.items() if k not in ("wsfunction", "moodlewsrestformat"))
-    try:
-        return call(site, request["wsfunction"], form)
-    except WsError as err:
-        return err.body(debug)
 
 
 def seeded() -> Site:
@@ -74,28 +54,25 @@ def seeded() -> Site:
     return site
 
 
-def exchanges(folder: Path) -> list[dict[str, Any]]:
-    """The exchanges of the group files, in :data:`ORDER`, each with its file's name as ``file``."""
-    return [{**ex, "file": name} for name in ORDER
-            for ex in json.loads((folder / f"{name}.json").read_text())]
 
 
 def test_every_recorded_group_exchange_replays_with_the_recorded_reply() -> None:
     """Replayed in order, each recorded group call gets the recorded reply or error body, ids included."""
     site = seeded()
-    replayed = exchanges(RECORDINGS)
+    replayed = load_files(ORDER)
     assert len(replayed) >= 40
     for ex in replayed:
-        assert outcome(site, ex["request"]) == ex["response"], ex["title"]
+        assert direct_reply(site, ex["request"]) == ex["response"], ex["title"]
 
 
 def test_recorded_errors_carry_the_debuginfo_of_the_debug_run() -> None:
     """With debugging on, each recorded error carries the debug run's debuginfo (same titles)."""
-    debug_bodies = {(ex["file"], ex["title"]): ex["response"] for ex in exchanges(RECORDINGS / "debuginfo")}
+    debug_run = load_files(ORDER, RECORDINGS / "debuginfo")
+    debug_bodies = {(ex["file"], ex["title"]): ex["response"] for ex in debug_run}
     site = seeded()
     errors = 0
-    for ex in exchanges(RECORDINGS):
-        body = outcome(site, ex["request"], debug=True)
+    for ex in load_files(ORDER):
+        body = direct_reply(site, ex["request"], debug=True)
         if isinstance(body, dict) and "exception" in body:
             errors += 1
             assert body == debug_bodies[ex["file"], ex["title"]], ex["title"]
@@ -129,7 +106,7 @@ def test_create_groups_failing_item_rolls_back_the_whole_batch() -> None:
     batch = {"groups": {"0": {"courseid": "64", "name": "TD 5", "description": ""},
                         "1": {"courseid": "64", "name": "TD 2", "description": ""}}}
     with pytest.raises(WsError) as caught:
-        call(site, "core_group_create_groups", batch)
+        run_function(site, "core_group_create_groups", batch)
     assert caught.value.debuginfo == "Group with the same name already exists in the course"
     assert site.snapshot() == before
 
@@ -137,10 +114,10 @@ def test_create_groups_failing_item_rolls_back_the_whole_batch() -> None:
 def test_create_groups_reply_and_stored_enrolment_key() -> None:
     """The create reply says enrolmentkey "" when none was sent; the stored group keeps null."""
     site = seeded()
-    reply = call(site, "core_group_create_groups",
+    reply = run_function(site, "core_group_create_groups",
                  {"groups": {"0": {"courseid": "64", "name": "TD 1", "description": "d"}}})
     assert reply[0]["enrolmentkey"] == "" and reply[0]["participation"] is True
-    listed = call(site, "core_group_get_course_groups", {"courseid": "64"})
+    listed = run_function(site, "core_group_get_course_groups", {"courseid": "64"})
     assert [(g["id"], g["enrolmentkey"]) for g in listed] == [(reply[0]["id"], None)]
 
 
@@ -151,7 +128,7 @@ def test_add_group_members_refuses_non_enrolled_and_rolls_back() -> None:
     batch = {"members": {"0": {"groupid": str(group), "userid": str(ZOE)},
                          "1": {"groupid": str(group), "userid": str(OSCAR)}}}
     with pytest.raises(WsError) as caught:
-        call(site, "core_group_add_group_members", batch)
+        run_function(site, "core_group_add_group_members", batch)
     assert caught.value.errorcode == "invalidparameter"
     assert site.group_members(group) == set()
 
@@ -161,7 +138,7 @@ def test_suspended_enrolment_is_enough_for_group_membership() -> None:
     site = seeded()
     site.enrol(OSCAR, COURSE, status=1)
     group = site.add_group(COURSE, "TD")
-    assert call(site, "core_group_add_group_members",
+    assert run_function(site, "core_group_add_group_members",
                 {"members": {"0": {"groupid": str(group), "userid": str(OSCAR)}}}) is None
     assert site.group_members(group) == {OSCAR}
 
@@ -174,13 +151,13 @@ def test_silently_ignored_group_items() -> None:
     site.add_group_member(group, ZOE)
     site.put("grouping_groups", (grouping, group), 0)
     before = site.snapshot()
-    assert call(site, "core_group_add_group_members",
+    assert run_function(site, "core_group_add_group_members",
                 {"members": {"0": {"groupid": str(group), "userid": str(ZOE)}}}) is None
-    assert call(site, "core_group_delete_group_members",
+    assert run_function(site, "core_group_delete_group_members",
                 {"members": {"0": {"groupid": str(group), "userid": str(CHLOE)}}}) is None
-    assert call(site, "core_group_assign_grouping",
+    assert run_function(site, "core_group_assign_grouping",
                 {"assignments": {"0": {"groupingid": str(grouping), "groupid": str(group)}}}) is None
-    assert call(site, "core_group_delete_groups", {"groupids": {"0": "999999"}}) is None
+    assert run_function(site, "core_group_delete_groups", {"groupids": {"0": "999999"}}) is None
     assert site.snapshot() == before
 
 
@@ -190,9 +167,9 @@ def test_delete_groups_removes_members_and_grouping_links() -> None:
     group = site.add_group(COURSE, "TD")
     grouping = site.add_grouping(COURSE, "All")
     site.add_group_member(group, ZOE)
-    call(site, "core_group_assign_grouping",
+    run_function(site, "core_group_assign_grouping",
          {"assignments": {"0": {"groupingid": str(grouping), "groupid": str(group)}}})
-    call(site, "core_group_delete_groups", {"groupids": {"0": str(group), "1": "999999"}})
+    run_function(site, "core_group_delete_groups", {"groupids": {"0": str(group), "1": "999999"}})
     assert site.groups_of(COURSE) == [] and site.group_members(group) == set()
     assert site.grouping_groups(grouping) == set()
 
@@ -201,7 +178,7 @@ def test_create_groupings_without_idnumber_creates_then_fails_to_reply() -> None
     """Without idnumber the grouping is created and the call still reports invalidresponse (§5.5)."""
     site = seeded()
     with pytest.raises(WsError) as caught:
-        call(site, "core_group_create_groupings",
+        run_function(site, "core_group_create_groupings",
              {"groupings": {"0": {"courseid": "64", "name": "G", "description": ""}}})
     assert caught.value.errorcode == "invalidresponse"
     assert [(g.name, g.idnumber) for g in site.groupings_of(COURSE)] == [("G", "")]
@@ -211,6 +188,6 @@ def test_get_groupings_without_returngroups_has_no_groups_key() -> None:
     """returngroups defaults to 0: the grouping comes without a ``groups`` list."""
     site = seeded()
     grouping = site.add_grouping(COURSE, "All", idnumber="ALL")
-    reply = call(site, "core_group_get_groupings", {"groupingids": {"0": str(grouping)}})
+    reply = run_function(site, "core_group_get_groupings", {"groupingids": {"0": str(grouping)}})
     assert reply == [{"id": grouping, "courseid": COURSE, "name": "All", "description": "",
                       "descriptionformat": 1, "idnumber": "ALL", "customfields": []}]
