@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from syncd.platform.moodle._ws import SiteCache, Ws
+from syncd.platform.moodle._ws import SiteCache, Ws, ws_transaction
 from syncd.platform.moodle.content import MoodleContent
 from syncd.platform.moodle.courses import MoodleCategories, MoodleCourses
 from syncd.platform.moodle.enrolments import MoodleEnrolments
@@ -325,16 +325,10 @@ class CorePlatform:
     @contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[CoreTx]:
         """A Ws per transaction over the site's scripted client."""
-        with self.local.transaction(rollback=rollback) as local:
-            ws = Ws(self.site.client, self.batch_size, self.cache, dry_run=rollback)  # type: ignore[arg-type]
-            try:
-                yield CoreTx(local, ws)
-            except BaseException:
-                ws.undo()
-                self.cache.forget()
-                raise
-            if rollback:
-                self.cache.forget()
+        with (self.local.transaction(rollback=rollback) as local,
+              ws_transaction(self.site.client, self.batch_size, self.cache,  # type: ignore[arg-type]
+                             dry_run=rollback) as ws):
+            yield CoreTx(local, ws)
 
     def close(self) -> None:
         """Nothing to release."""

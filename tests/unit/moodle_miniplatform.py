@@ -22,7 +22,7 @@ from syncd.csvfile import CsvFile, CsvOptions, validate_header
 from syncd.domain import RowResult
 from syncd.pipeline.apply import BatchApplier, Job
 from syncd.platform.base import Platform, UserRecord
-from syncd.platform.moodle._ws import SiteCache, Ws
+from syncd.platform.moodle._ws import SiteCache, Ws, ws_transaction
 from syncd.platform.moodle.enrolments import MoodleEnrolments
 from syncd.platform.moodle.groups import MoodleGroups
 from syncd.processors.base import RunContext
@@ -72,16 +72,10 @@ class MiniPlatform:
     @contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[MiniTx]:
         """A Ws per transaction; the cache dropped after an error or a dry run."""
-        with self.local.transaction(rollback=rollback) as local:
-            ws = Ws(self.mini.client, self.batch_size, self.cache, dry_run=rollback)  # type: ignore[arg-type]
-            try:
-                yield MiniTx(local, ws)
-            except BaseException:
-                ws.undo()
-                self.cache.forget()
-                raise
-            if rollback:
-                self.cache.forget()
+        with (self.local.transaction(rollback=rollback) as local,
+              ws_transaction(self.mini.client, self.batch_size, self.cache,  # type: ignore[arg-type]
+                             dry_run=rollback) as ws):
+            yield MiniTx(local, ws)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import structlog
@@ -272,6 +273,23 @@ class Ws:
         missing = [item for item, known in zip(chunk, found, strict=True) if known is None]
         created = iter(self._create_chunk(function, array, missing, _nothing) if missing else [])
         return [known if known is not None else next(created) for known in found]
+
+
+@contextmanager
+def ws_transaction(client: MoodleClient, batch_size: int, cache: SiteCache, *,
+                   dry_run: bool = False) -> Iterator[Ws]:
+    """One transaction's :class:`Ws`. When the transaction fails, what it did is undone
+    (:meth:`Ws.undo`) and the site cache dropped (what Moodle holds after a failed call is
+    read again); a dry run drops the cache too (it may hold what it pretended to write)."""
+    ws = Ws(client, batch_size, cache, dry_run=dry_run)
+    try:
+        yield ws
+    except BaseException:
+        ws.undo()
+        cache.forget()
+        raise
+    if dry_run:
+        cache.forget()
 
 
 def _nothing(chunk: Sequence[Mapping[str, Any]]) -> list[int | None]:

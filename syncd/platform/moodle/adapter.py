@@ -25,7 +25,7 @@ from pathlib import Path
 
 from syncd.platform.base import Checkpoint, PlatformTx, SavedResult
 from syncd.platform.content import FileRepository
-from syncd.platform.moodle._ws import SiteCache, Ws
+from syncd.platform.moodle._ws import SiteCache, Ws, ws_transaction
 from syncd.platform.moodle.client import MoodleClient, load_token
 from syncd.platform.moodle.cohorts import MoodleCohorts
 from syncd.platform.moodle.content import MoodleContent, MoodlePictures
@@ -108,16 +108,9 @@ class MoodlePlatform:
         An error deletes what the transaction created (``Ws.undo``) and drops the site
         cache (what Moodle holds after a failed call is re-read).
         """
-        with self._local.transaction(rollback=rollback) as local:
-            ws = Ws(self.client, self._batch_size, self.cache, dry_run=rollback)
-            try:
-                yield MoodleTx(ws, local, self._role_map)
-            except BaseException:
-                ws.undo()  # what this batch created goes again (see _ws)
-                self.cache.forget()
-                raise
-            if rollback:
-                self.cache.forget()  # a dry run may have cached what it pretended to write
+        with (self._local.transaction(rollback=rollback) as local,
+              ws_transaction(self.client, self._batch_size, self.cache, dry_run=rollback) as ws):
+            yield MoodleTx(ws, local, self._role_map)
 
     def close(self) -> None:
         """Close the HTTP client and the local store."""
