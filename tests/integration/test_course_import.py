@@ -18,11 +18,10 @@ import pytest
 from sqlalchemy import Engine
 
 from syncd.archives.safe import ArchiveError
-from syncd.csvfile import row_values, validate_header
 from syncd.domain import Outcome, RejectFile, RowResult
 from syncd.platform.base import Platform
 from syncd.platform.sqlstore import SqlPlatform, create_schema
-from syncd.processors.base import Row, RunContext
+from syncd.processors.base import RunContext
 from syncd.processors.course_import import SPEC
 from tests.archive_builders import (
     BitrixChapter,
@@ -37,25 +36,14 @@ from tests.archive_builders import (
     write_zip,
 )
 from tests.fakes import FakePlatform
+from tests.pictures import apply_items
 
 CTX = RunContext(timezone=UTC, now=lambda: datetime(2026, 11, 22, tzinfo=UTC))
 
 
 def import_archive(platform: Platform, path: Path, batch: int = 3, **options: Any) -> list[RowResult]:
     """Run course_import on ``path`` as the runner does: check, header, records in batches."""
-    processor = SPEC.factory(options, CTX)
-    assert SPEC.source is not None
-    source = SPEC.source(path, processor)
-    source.check()
-    header = source.resolve_header(processor.schema)
-    validate_header(header, processor.schema, path.name)
-    rows = [Row(r.line, row_values(header, r)) for r in source.records()]
-    results: list[RowResult] = []
-    for start in range(0, len(rows), batch):
-        with platform.transaction() as tx:
-            results += processor.apply(rows[start:start + batch], tx)
-    assert len(results) == len(rows)
-    return results
+    return apply_items(platform, SPEC, path, batch, CTX, **options)
 
 
 def by_outcome(results: Sequence[RowResult]) -> dict[str, list[str]]:
