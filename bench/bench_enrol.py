@@ -112,15 +112,17 @@ def write_courses_csv(path: Path, count: int) -> int:
     return path.stat().st_size
 
 
-def enrol_rows(rows: int, users: int, courses: int, seed: int = 7) -> list[tuple[str, ...]]:
-    """``rows`` distinct (course, user) enrolment rows, shuffled."""
-    step = courses // COURSES_PER_USER
+def enrol_rows(rows: int, users: int, courses: int, seed: int = 7, *, step: int | None = None,
+               tail: tuple[str, ...] = ("", START, END)) -> list[tuple[str, ...]]:
+    """``rows`` distinct (course, user) enrolment rows, shuffled: ``add``, role, course, user,
+    then ``tail`` (this file's enrol, starttime, endtime by default)."""
+    step = courses // COURSES_PER_USER if step is None else step
     out: list[tuple[str, ...]] = []
     for i in range(rows):
-        user, k = i % users, i // users  # k-th course of this user: distinct for k < 10
+        user, k = i % users, i // users  # k-th course of this user: distinct for k < courses/step
         course = (user * 7 + k * step) % courses
         role = "editingteacher" if i % TEACHER_EVERY == 0 else "student"
-        out.append(("add", role, course_idnumber(course), user_idnumber(user), "", START, END))
+        out.append(("add", role, course_idnumber(course), user_idnumber(user), *tail))
     random.Random(seed).shuffle(out)
     return out
 

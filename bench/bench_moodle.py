@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import random
 import sys
 import time
 from collections import Counter
@@ -37,7 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_enrol import course_idnumber, processed, summary, user_idnumber, wait_report, write_courses_csv
+import bench_enrol
+from bench_enrol import course_idnumber, processed, summary, wait_report, write_courses_csv
 from benchlib import (
     REPO,
     BenchError,
@@ -55,7 +55,6 @@ from benchlib import (
 TARGET_CALLS_PER_1000 = 30
 SETTLE = 0.2
 BATCH_SIZE = 2000  # syncd's default [processing] batch_size
-TEACHER_EVERY = 20
 TOKEN = "bench0123456789abcdef0123456789ab"
 #: without an ``enrol`` column a row only gives the role (enrolments processor): it names the method
 ENROL_HEADER = ("cmd", "rolename", "cid", "uid", "enrol")
@@ -99,13 +98,7 @@ def enrol_rows(rows: int, users: int, courses: int, seed: int = 7) -> list[tuple
     """``rows`` distinct (course, user) enrolments, shuffled: user ``i % users`` in its k-th course."""
     per_user = -(-rows // users)
     step = max(1, courses // per_user)
-    out: list[tuple[str, ...]] = []
-    for i in range(rows):
-        user, k = i % users, i // users
-        course = (user * 7 + k * step) % courses
-        role = "editingteacher" if i % TEACHER_EVERY == 0 else "student"
-        out.append(("add", role, course_idnumber(course), user_idnumber(user), "manual"))
-    random.Random(seed).shuffle(out)
+    out = bench_enrol.enrol_rows(rows, users, courses, seed, step=step, tail=("manual",))
     if len({(r[2], r[3]) for r in out}) != rows:
         raise BenchError("the generated enrolments are not distinct; use more courses")
     return out
@@ -125,8 +118,7 @@ def seed_courses(site: Any, count: int) -> None:
 
     Their manual instance does not send the course welcome message (a site setting that does
     not change syncd's calls): with it on, the fake looks up the course contacts for every
-    enrolled user, scanning every role assignment of the site each time, and its own CPU,
-    not syncd, would set the pace of the enrolments file.
+    enrolled user, work of the fake's that would be measured with syncd's.
     """
     categories: dict[str, int] = {}
     for n in range(count):
