@@ -315,7 +315,7 @@ def test_curl_uploads_with_its_sftp_support(make_server, upload) -> None:
         capture_output=True, text=True, timeout=60,
     )
     if "Protocol \"sftp\" not supported" in done.stderr:
-        pytest.skip("this curl has no sftp support")
+        pytest.skip(reason=f"this curl has no sftp support: {done.stderr.strip()[:200]}")
     assert done.returncode == 0, done.stderr
     assert (srv.jail("erp") / "users.csv").read_bytes() == b"username\ncurl\n"
 
